@@ -1,0 +1,155 @@
+// Policy vocabulary, canonical text form and validation.
+#include "retraced/retry_policy.h"
+
+#include <charconv>
+#include <cmath>
+
+#include "core/names.h"
+#include "retraced/id.h"
+
+namespace retraced {
+namespace {
+
+constexpr std::pair<Jitter, std::string_view> kJitters[] = {
+    {Jitter::kNone, "none"},
+    {Jitter::kFull, "full"},
+    {Jitter::kEqual, "equal"},
+    {Jitter::kDecorrelated, "decorrelated"},
+};
+constexpr std::pair<Strategy::Kind, std::string_view> kKinds[] = {
+    {Strategy::Kind::kImmediate, "immediate"},
+    {Strategy::Kind::kFixed, "fixed"},
+    {Strategy::Kind::kLinear, "linear"},
+    {Strategy::Kind::kExponential, "exponential"},
+};
+
+std::string FormatFactor(double f) {
+  char buf[32];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, f);
+  return std::string(buf, ptr);
+}
+
+std::string FormatCodes(const std::vector<std::string>& codes) {
+  std::string out = "[";
+  for (size_t i = 0; i < codes.size(); ++i) out += (i ? "," : "") + codes[i];
+  return out + "]";
+}
+
+// The arguments of one strategy's call, without the parentheses.
+std::string FormatStrategyArgs(const Strategy& s) {
+  using K = Strategy::Kind;
+  if (s.kind == K::kImmediate) return std::to_string(s.retries);
+  std::string out = FormatDuration(s.base);
+  if (s.kind == K::kLinear) out += ", step=" + FormatDuration(s.step);
+  if (s.kind == K::kExponential) out += ", factor=" + FormatFactor(s.factor);
+  if (s.max) out += ", max=" + FormatDuration(*s.max);
+  out += ", retries=" + std::to_string(s.retries);
+  if (s.jitter != Jitter::kNone) out += ", jitter=" + std::string(Name(s.jitter));
+  return out;
+}
+
+std::string FormatOptions(const RetryPolicy& p) {
+  std::string out;
+  if (p.deadline) out += ", deadline=" + FormatDuration(*p.deadline);
+  if (!p.retry_on.empty()) out += ", retry_on=" + FormatCodes(p.retry_on);
+  if (!p.dead_on.empty()) out += ", dead_on=" + FormatCodes(p.dead_on);
+  return out;
+}
+
+Status CheckDelay(std::string_view what, Millis d, int phase) {
+  if (d.count() < 0 || d > kMaxPolicyDelay) {
+    return Status::InvalidArgument("phase " + std::to_string(phase) + ": " + std::string(what) +
+                                   " must be from 0ms to 365d, got " + FormatDuration(d));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string_view Name(Jitter j) { return internal::NameIn(kJitters, j); }
+Result<Jitter> ParseJitter(std::string_view text) {
+  return internal::ParseIn(kJitters, text, "jitter");
+}
+std::string_view Name(Strategy::Kind k) { return internal::NameIn(kKinds, k); }
+
+int RetryPolicy::TotalRetries() const {
+  int total = 0;
+  for (const Strategy& s : phases) total += s.retries;
+  return total;
+}
+
+const RetryPolicy& DefaultPolicy() {
+  static const RetryPolicy policy = *ParsePolicy(kDefaultPolicyText);
+  return policy;
+}
+
+std::string FormatPolicy(const RetryPolicy& p) {
+  if (p.phases.empty()) return "none";
+  if (p.phases.size() == 1) {
+    const Strategy& s = p.phases.front();
+    return std::string(Name(s.kind)) + "(" + FormatStrategyArgs(s) + FormatOptions(p) + ")";
+  }
+  std::string out = "phases(";
+  for (size_t i = 0; i < p.phases.size(); ++i) {
+    const Strategy& s = p.phases[i];
+    out += (i ? ", " : "") + std::string(Name(s.kind)) + "(" + FormatStrategyArgs(s) + ")";
+  }
+  return out + FormatOptions(p) + ")";
+}
+
+Status ValidatePolicy(const RetryPolicy& p) {
+  if (p.phases.size() > kMaxPolicyPhases) {
+    return Status::InvalidArgument("policy has " + std::to_string(p.phases.size()) +
+                                   " phases; the limit is " + std::to_string(kMaxPolicyPhases));
+  }
+  if (p.phases.empty() && (p.deadline || !p.retry_on.empty() || !p.dead_on.empty())) {
+    return Status::InvalidArgument("policy 'none' takes no deadline, retry_on or dead_on");
+  }
+  int total = 0;
+  for (size_t i = 0; i < p.phases.size(); ++i) {
+    const Strategy& s = p.phases[i];
+    int n = static_cast<int>(i) + 1;
+    if (s.retries < 0 || s.retries > kMaxPolicyRetries) {
+      return Status::InvalidArgument("phase " + std::to_string(n) +
+                                     ": retries must be from 0 to 10000, got " +
+                                     std::to_string(s.retries));
+    }
+    total += s.retries;
+    RETRACED_RETURN_IF_ERROR(CheckDelay("delay", s.base, n));
+    RETRACED_RETURN_IF_ERROR(CheckDelay("step", s.step, n));
+    if (s.max) {
+      RETRACED_RETURN_IF_ERROR(CheckDelay("max", *s.max, n));
+      if (*s.max < s.base) {
+        return Status::InvalidArgument("phase " + std::to_string(n) + ": max " +
+                                       FormatDuration(*s.max) + " is below the delay " +
+                                       FormatDuration(s.base));
+      }
+    }
+    if (!(s.factor >= 1.0 && s.factor <= kMaxPolicyFactor)) {
+      return Status::InvalidArgument("phase " + std::to_string(n) +
+                                     ": factor must be from 1 to 100");
+    }
+    if (s.kind == Strategy::Kind::kExponential && s.base.count() <= 0) {
+      return Status::InvalidArgument("phase " + std::to_string(n) +
+                                     ": the base delay of exponential must be above 0ms");
+    }
+    if (s.kind == Strategy::Kind::kImmediate &&
+        (s.base.count() != 0 || s.step.count() != 0 || s.max || s.jitter != Jitter::kNone)) {
+      return Status::InvalidArgument("phase " + std::to_string(n) +
+                                     ": immediate takes only a number of retries");
+    }
+  }
+  if (total > kMaxPolicyRetries) {
+    return Status::InvalidArgument("the phases add up to " + std::to_string(total) +
+                                   " retries; the limit is 10000");
+  }
+  if (p.deadline && (p.deadline->count() <= 0 || *p.deadline > kMaxPolicyDelay)) {
+    return Status::InvalidArgument("deadline must be from 1ms to 365d");
+  }
+  for (const auto* codes : {&p.retry_on, &p.dead_on}) {
+    for (const std::string& c : *codes) RETRACED_RETURN_IF_ERROR(ValidateName("error code", c));
+  }
+  return Status::Ok();
+}
+
+}  // namespace retraced
