@@ -13,6 +13,7 @@ namespace {
 struct ExplainOptions {
   std::string policy;
   std::string job_id = "example";
+  std::string start;  // RFC 3339; empty: now
   bool json = false;
 };
 
@@ -25,8 +26,15 @@ int RunExplain(const ExplainOptions& o) {
     std::cerr << "  " << o.policy << "\n";
     return kExitBadInput;
   }
-  // Times are shown relative to the first run, so the start instant is arbitrary.
-  const TimePoint start = FromUnixMillis(0);
+  TimePoint start = SystemClock().Now();
+  if (!o.start.empty()) {
+    Result<TimePoint> t = ParseTime(o.start);
+    if (!t.ok()) {
+      std::cerr << "retraced: --start: " << t.status().message() << "\n";
+      return kExitBadInput;
+    }
+    start = *t;
+  }
   std::vector<ExplainRow> rows = ExplainPolicy(*policy, o.job_id, start);
   const ExplainRow& last = rows.back();
 
@@ -34,19 +42,22 @@ int RunExplain(const ExplainOptions& o) {
     Json attempts = Json::array();
     for (const ExplainRow& r : rows) {
       Json d = ToJson(r.decision);
-      if (d["next_run_at"].is_string())
+      if (r.decision.next_run_at) {
         d["next_run_after_ms"] = (r.starts_after + r.decision.delay).count();
-      d.erase("next_run_at");  // instants are meaningless here: the start is arbitrary
+      }
       attempts.push_back({{"attempt", r.attempt},
                           {"trigger", r.trigger},
                           {"starts_after_ms", r.starts_after.count()},
                           {"decision", std::move(d)}});
     }
-    Json out = {
-        {"policy", PolicyToJson(*policy)},       {"job_id", o.job_id},
-        {"attempts", std::move(attempts)},       {"runs", rows.size()},
-        {"total_ms", last.starts_after.count()}, {"dead_reason", Name(*last.decision.dead_reason)},
-        {"dead_after_attempt", last.attempt}};
+    Json out = {{"policy", PolicyToJson(*policy)},
+                {"job_id", o.job_id},
+                {"start", FormatTime(start)},
+                {"attempts", std::move(attempts)},
+                {"runs", rows.size()},
+                {"total_ms", last.starts_after.count()},
+                {"dead_reason", Name(*last.decision.dead_reason)},
+                {"dead_after_attempt", last.attempt}};
     std::cout << DumpJson(out, 2) << "\n";
     return kExitOk;
   }
@@ -58,8 +69,9 @@ int RunExplain(const ExplainOptions& o) {
     std::cout << "jitter  drawn from a generator seeded by job id '" << o.job_id
               << "' and the attempt number (--job-id to change)\n";
   }
-  std::cout
-      << "assumes every attempt fails with a temporary error, starts on time and ends at once\n\n";
+  std::cout << "assumes the job is created at " << FormatTime(start)
+            << " and runs at once, every attempt fails with a temporary error, starts on time and "
+               "ends at once\n\n";
   Table t({">attempt", "trigger", ">starts", "then", "phase", ">base", ">jitter", ">delay",
            ">next run"});
   for (const ExplainRow& r : rows) {
@@ -99,6 +111,9 @@ void AddPolicyCommand(CLI::App& app, RunFn& run) {
   explain->add_option("policy", opts->policy, "The policy text (see docs/retry-policies.md)")
       ->required();
   explain->add_option("--job-id", opts->job_id, "Job id that seeds the jitter (default 'example')");
+  explain->add_option("--start", opts->start,
+                      "When the job is created and first runs, RFC 3339 (default: now); the "
+                      "deadline counts from it");
   explain->add_flag("--json", opts->json, "Print JSON instead of a table");
   explain->callback([&run, opts] { run = [opts] { return RunExplain(*opts); }; });
 }

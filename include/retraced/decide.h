@@ -36,10 +36,16 @@ struct RetryContext {
                               // gave "more=N"; unset: the policy's own budget
   Millis previous_delay{0};   // delay of the previous retry in this sequence
   std::optional<TimePoint> deadline_at;
-  int lease_expired_in_row = 0;  // consecutive lease expirations, this one included
+  int lease_expired_in_row = 0;  // consecutive lease expirations in this sequence,
+                                 // this one included
   int poison_after = 3;          // that many in a row make the job poison (0: never)
   TimePoint now;
 };
+
+// The deadline a policy's deadline= gives a job whose retries start counting
+// at `from`: its creation, or a manual replay with a fresh budget. Stores set
+// Job::deadline_at from it unless the producer gave one.
+std::optional<TimePoint> DeadlineAt(const RetryPolicy& policy, TimePoint from);
 
 // Builds the context for `failed`, which must be the last attempt in job.attempts.
 RetryContext ContextFor(const Job& job, const Attempt& failed, TimePoint now, int poison_after = 3);
@@ -54,8 +60,9 @@ Decision Decide(const RetryPolicy& policy, const RetryContext& ctx, const Failur
 Decision SuccessDecision();
 
 // ---------------------------------------------------------------------------
-// Explain: the schedule a policy produces for a job that always fails with a
-// temporary error and whose every attempt starts on time and ends at once.
+// Explain: the schedule a policy produces for a job created at `start` that
+// runs at once, always fails with a temporary error, and whose every attempt
+// starts on time and ends at once.
 
 struct ExplainRow {
   int attempt = 0;         // 1-based

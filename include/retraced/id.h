@@ -41,7 +41,7 @@ class UlidGenerator {
 };
 
 // Ids, queue names, job types and unique keys are 1 to 128 bytes of
-// [A-Za-z0-9] and "_-.:@/". InvalidArgument names `what` and the problem.
+// [A-Za-z0-9] and "_-.:@". InvalidArgument names `what` and the problem.
 Status ValidateName(std::string_view what, std::string_view value);
 
 }  // namespace retraced

@@ -37,8 +37,9 @@ Status CheckTransition(JobState from, JobState to);
 // ---------------------------------------------------------------------------
 // Records.
 
-// A classified failure. Text fields are capped so one bad handler cannot
-// bloat the store; what was cut is recorded in the *_cut_bytes fields.
+// A classified failure. Text fields are valid UTF-8 (invalid bytes become
+// U+FFFD) and capped so one bad handler cannot bloat the store; what was cut
+// is recorded in the *_cut_bytes fields.
 struct Error {
   static constexpr size_t kMaxCodeBytes = 128;
   static constexpr size_t kMaxMessageBytes = 1024;
@@ -48,14 +49,16 @@ struct Error {
   std::string code;     // short, stable, machine-readable: "TIMEOUT", "HTTP_503"
   std::string message;  // one human line; its head is kept when capped
   std::string detail;   // stack trace or stderr; its tail is kept when capped
+  size_t code_cut_bytes = 0;
   size_t message_cut_bytes = 0;
   size_t detail_cut_bytes = 0;
 
   friend bool operator==(const Error&, const Error&) = default;
 };
 
-// An Error built from handler text with the caps applied: code and message
-// keep their head, detail its tail, each cut on a UTF-8 character boundary.
+// An Error built from handler text: invalid UTF-8 replaced, then the caps
+// applied: code and message keep their head, detail its tail, each cut on a
+// character boundary.
 Error MakeError(ErrorClass cls, std::string_view code, std::string_view message,
                 std::string_view detail = {});
 
@@ -155,6 +158,7 @@ struct Job {
 Status ValidateNewJob(const Job& job);
 
 constexpr size_t kMaxPayloadBytes = 16 * 1024 * 1024;
+constexpr Millis kMaxTimeout = std::chrono::days(7);
 
 }  // namespace retraced
 

@@ -60,6 +60,7 @@ constexpr Millis kMaxPolicyDelay = std::chrono::days(365);
 constexpr int kMaxPolicyRetries = 10'000;
 constexpr double kMaxPolicyFactor = 100.0;
 constexpr size_t kMaxPolicyPhases = 16;
+constexpr size_t kMaxPolicyTextBytes = 4096;
 
 // The policy a job gets when its producer names none.
 inline constexpr std::string_view kDefaultPolicyText =

@@ -20,7 +20,12 @@ using TimePoint = std::chrono::sys_time<Millis>;
 inline int64_t ToUnixMillis(TimePoint t) { return t.time_since_epoch().count(); }
 inline TimePoint FromUnixMillis(int64_t ms) { return TimePoint(Millis(ms)); }
 
-// "2026-11-28T12:00:01.513Z". Always UTC, always three fractional digits.
+// The instants that have a text form: years 0001 to 9999, UTC.
+inline constexpr TimePoint kMinTime{Millis(-62'135'596'800'000)};  // 0001-01-01T00:00:00.000Z
+inline constexpr TimePoint kMaxTime{Millis(253'402'300'799'999)};  // 9999-12-31T23:59:59.999Z
+
+// "2026-11-28T12:00:01.513Z". Always UTC, always three fractional digits;
+// instants outside [kMinTime, kMaxTime] are clamped to it.
 std::string FormatTime(TimePoint t);
 
 // Only the time of day, "12:00:01.513Z": for reasons and tables where the date is noise.

@@ -65,14 +65,17 @@ std::string_view SysexitsName(int status) {
 Classified Classify(const HandlerFailure& f, const ClassifierConfig& config,
                     const RetryPolicy& policy) {
   Classified c;
+  // Classify by the code as it will be stored, so a decision can be re-derived from the record.
+  c.error = MakeError(ErrorClass::kTemporary, f.code, f.message, f.detail);
+  const std::string& code = c.error.code;
   ErrorClass cls;
-  if (Contains(policy.dead_on, f.code)) {
+  if (Contains(policy.dead_on, code)) {
     cls = ErrorClass::kPermanent;
     c.source = "dead_on in policy";
-  } else if (Contains(policy.retry_on, f.code)) {
+  } else if (Contains(policy.retry_on, code)) {
     cls = ErrorClass::kTemporary;
     c.source = "retry_on in policy";
-  } else if (auto it = config.codes.find(f.code); it != config.codes.end()) {
+  } else if (auto it = config.codes.find(code); it != config.codes.end()) {
     cls = it->second;
     c.source = "queue table";
   } else if (f.error_class) {
@@ -84,7 +87,7 @@ Classified Classify(const HandlerFailure& f, const ClassifierConfig& config,
   if (f.error_class && *f.error_class != cls) {
     c.source += std::string(", handler said ") + std::string(Name(*f.error_class));
   }
-  c.error = MakeError(cls, f.code, f.message, f.detail);
+  c.error.error_class = cls;
   return c;
 }
 

@@ -62,9 +62,10 @@ Millis BaseDelay(const Strategy& s, int index) {
 }
 
 std::string Describe(ErrorClass cls, std::string_view code, std::string_view source) {
-  std::string out = std::string(Name(cls)) + " error";
-  if (!code.empty()) out += " " + std::string(code);
-  if (!source.empty()) out += " (" + std::string(source) + ")";
+  std::string out(Name(cls));
+  out.append(" error");
+  if (!code.empty()) out.append(" ").append(code);
+  if (!source.empty()) out.append(" (").append(source).append(")");
   return out;
 }
 
@@ -101,7 +102,7 @@ Decision Decide(const RetryPolicy& policy, const RetryContext& ctx, const Failur
 
   int k = ctx.run_in_sequence;  // the retry that would come next
   int allowed = ctx.budget ? *ctx.budget - 1 : policy.TotalRetries();
-  if (policy.phases.empty()) {
+  if (policy.phases.empty() && !ctx.budget) {
     return Dead(DeadReason::kAttemptsExhausted, what + "; policy 'none' allows no retry");
   }
   if (k > allowed) {
@@ -115,6 +116,16 @@ Decision Decide(const RetryPolicy& policy, const RetryContext& ctx, const Failur
                     std::to_string(allowed) + " after the first run)");
   }
 
+  if (policy.phases.empty()) {
+    // A replay gave runs to a job whose policy has no delays: run again at once.
+    Decision d;
+    d.action = Action::kRetry;
+    d.next_run_at = ctx.now;
+    d.reason = what + "; retry " + std::to_string(k) + " of " + std::to_string(allowed) +
+               " allowed by the replay, at once (policy 'none' has no delays); next run " +
+               FormatTimeOfDay(ctx.now);
+    return d;
+  }
   Position pos = Locate(policy, k);
   const Strategy& s = *pos.strategy;
   Decision d;
@@ -136,9 +147,13 @@ Decision Decide(const RetryPolicy& policy, const RetryContext& ctx, const Failur
       jitter_words = ", equal jitter drew " + FormatDuration(d.delay);
       break;
     case Jitter::kDecorrelated: {
+      // Draws from [D, 3 x previous delay], capped; the strategy's own growth
+      // is replaced by the draw's, so the range's top is the delay before jitter.
       int64_t lo = s.base.count();
+      int64_t cap = Cap(s).count();
       int64_t prev = ctx.previous_delay.count() > 0 ? ctx.previous_delay.count() : lo;
-      int64_t hi = std::max(lo, std::min<int64_t>(prev * 3, Cap(s).count()));
+      int64_t hi = std::max(lo, std::min(std::min(prev, cap) * 3, cap));
+      d.base_delay = Millis(hi);
       d.delay = Millis(rng.Between(lo, hi));
       jitter_words = ", decorrelated jitter drew " + FormatDuration(d.delay) + " from " +
                      FormatDuration(Millis(lo)) + ".." + FormatDuration(Millis(hi));
@@ -175,6 +190,11 @@ Decision Decide(const RetryPolicy& policy, const RetryContext& ctx, const Failur
   return d;
 }
 
+std::optional<TimePoint> DeadlineAt(const RetryPolicy& policy, TimePoint from) {
+  if (!policy.deadline) return std::nullopt;
+  return from + *policy.deadline;
+}
+
 RetryContext ContextFor(const Job& job, const Attempt& failed, TimePoint now, int poison_after) {
   RetryContext ctx;
   ctx.job_id = job.id;
@@ -207,7 +227,7 @@ RetryContext ContextFor(const Job& job, const Attempt& failed, TimePoint now, in
       ctx.previous_delay = prev.decision->delay;
     }
   }
-  for (size_t i = history.size(); i-- > 0;) {
+  for (size_t i = history.size(); i-- > start;) {
     if (history[i]->outcome != Outcome::kLeaseExpired) break;
     ++ctx.lease_expired_in_row;
   }

@@ -9,7 +9,7 @@ std::vector<ExplainRow> ExplainPolicy(const RetryPolicy& policy, std::string_vie
   std::vector<ExplainRow> rows;
   RetryContext ctx;
   ctx.job_id = std::string(job_id);
-  if (policy.deadline) ctx.deadline_at = start + *policy.deadline;
+  ctx.deadline_at = DeadlineAt(policy, start);
   Failure failure;
   failure.outcome = Outcome::kFailed;
   failure.error_class = ErrorClass::kTemporary;

@@ -50,10 +50,10 @@ Status ValidateName(std::string_view what, std::string_view value) {
   }
   for (char c : value) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == ':' || c == '@' || c == '/';
+              c == '_' || c == '-' || c == '.' || c == ':' || c == '@';
     if (!ok) {
       return Status::InvalidArgument(std::string(what) + " '" + std::string(value) +
-                                     "' contains a character outside [A-Za-z0-9_-.:@/]");
+                                     "' contains a character outside [A-Za-z0-9_-.:@]");
     }
   }
   return Status::Ok();
@@ -68,8 +68,9 @@ Status ValidateNewJob(const Job& job) {
     return Status::InvalidArgument("payload is " + std::to_string(job.payload.size()) +
                                    " bytes; the limit is " + std::to_string(kMaxPayloadBytes));
   }
-  if (job.timeout && job.timeout->count() <= 0) {
-    return Status::InvalidArgument("timeout must be positive");
+  if (job.timeout && (job.timeout->count() <= 0 || *job.timeout > kMaxTimeout)) {
+    return Status::InvalidArgument("timeout must be from 1ms to 7d, got " +
+                                   FormatDuration(*job.timeout));
   }
   return ValidatePolicy(job.policy);
 }

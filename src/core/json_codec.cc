@@ -35,8 +35,9 @@ Error ReadError(const Json& j, const std::string& path) {
   e.code = r.StringOr("code", "");
   e.message = r.StringOr("message", "");
   e.detail = r.StringOr("detail", "");
-  e.message_cut_bytes = static_cast<size_t>(r.IntOr("message_cut_bytes", 0));
-  e.detail_cut_bytes = static_cast<size_t>(r.IntOr("detail_cut_bytes", 0));
+  e.code_cut_bytes = static_cast<size_t>(r.IntInOr("code_cut_bytes", 0, kMaxPayloadBytes, 0));
+  e.message_cut_bytes = static_cast<size_t>(r.IntInOr("message_cut_bytes", 0, kMaxPayloadBytes, 0));
+  e.detail_cut_bytes = static_cast<size_t>(r.IntInOr("detail_cut_bytes", 0, kMaxPayloadBytes, 0));
   return e;
 }
 
@@ -46,10 +47,11 @@ Decision ReadDecision(const Json& j, const std::string& path) {
   d.action = r.Enum<Action>("action", ParseAction);
   d.reason = r.StringOr("reason", "");
   d.dead_reason = r.OptEnum<DeadReason>("dead_reason", ParseDeadReason);
-  d.phase = static_cast<int>(r.IntOr("phase", 0));
-  d.base_delay = Millis(r.IntOr("base_delay_ms", 0));
-  d.jitter = Millis(r.IntOr("jitter_ms", 0));
-  d.delay = Millis(r.IntOr("delay_ms", 0));
+  constexpr int64_t kMaxDelay = kMaxPolicyDelay.count();
+  d.phase = static_cast<int>(r.IntInOr("phase", 1, kMaxPolicyPhases, 0));
+  d.base_delay = Millis(r.IntInOr("base_delay_ms", 0, kMaxDelay, 0));
+  d.jitter = Millis(r.IntInOr("jitter_ms", -kMaxDelay, kMaxDelay, 0));
+  d.delay = Millis(r.IntInOr("delay_ms", 0, kMaxDelay, 0));
   d.next_run_at = r.OptTime("next_run_at");
   return d;
 }
@@ -57,8 +59,7 @@ Decision ReadDecision(const Json& j, const std::string& path) {
 Attempt ReadAttempt(const Json& j, const std::string& path) {
   JsonReader r(j, path);
   Attempt a;
-  a.n = static_cast<int>(r.Int("n"));
-  if (a.n < 1) r.Fail("n", "must be 1 or more");
+  a.n = static_cast<int>(r.IntIn("n", 1, INT32_MAX));
   a.trigger = r.Enum<Trigger>("trigger", ParseTrigger);
   a.worker = r.StringOr("worker", "");
   a.started_at = r.Time("started_at");
@@ -66,7 +67,8 @@ Attempt ReadAttempt(const Json& j, const std::string& path) {
   a.outcome = r.OptEnum<Outcome>("outcome", ParseOutcome);
   if (r.Has("error")) a.error = ReadError(r.Get("error"), Child(path, "error"));
   if (r.Has("decision")) a.decision = ReadDecision(r.Get("decision"), Child(path, "decision"));
-  a.lateness = Millis(r.IntOr("lateness_ms", 0));
+  a.lateness = Millis(
+      r.IntInOr("lateness_ms", -kMaxPolicyDelay.count() * 100, kMaxPolicyDelay.count() * 100, 0));
   return a;
 }
 
@@ -119,13 +121,13 @@ Job ReadJob(const Json& j) {
   } else {
     job.policy = DefaultPolicy();
   }
-  job.attempt_count = static_cast<int>(r.IntOr("attempt_count", 0));
+  job.attempt_count = static_cast<int>(r.IntInOr("attempt_count", 0, INT32_MAX, 0));
   job.created_at = r.Time("created_at");
   job.run_at = r.Has("run_at") ? r.Time("run_at") : job.created_at;
   job.unique_key = r.OptString("unique_key");
-  if (auto t = r.OptInt("timeout_ms")) job.timeout = Millis(*t);
+  if (r.Has("timeout_ms")) job.timeout = Millis(r.IntIn("timeout_ms", 1, kMaxTimeout.count()));
   job.deadline_at = r.OptTime("deadline_at");
-  job.priority = static_cast<int>(r.IntOr("priority", 0));
+  job.priority = static_cast<int>(r.IntInOr("priority", INT32_MIN, INT32_MAX, 0));
   for (const char* list : {"attempts", "events"}) {
     if (!r.Has(list)) continue;
     const Json& arr = r.Get(list);
@@ -150,6 +152,7 @@ Json ToJson(const Error& e) {
             {"code", e.code},
             {"message", e.message},
             {"detail", e.detail}};
+  if (e.code_cut_bytes) j["code_cut_bytes"] = e.code_cut_bytes;
   if (e.message_cut_bytes) j["message_cut_bytes"] = e.message_cut_bytes;
   if (e.detail_cut_bytes) j["detail_cut_bytes"] = e.detail_cut_bytes;
   return j;

@@ -36,12 +36,14 @@ Strategy StrategyFromJson(const Json& j, const std::string& path) {
     r.Fail("strategy",
            "unknown strategy '" + kind + "'; expected immediate, fixed, linear or exponential");
   }
-  s.retries = static_cast<int>(r.Int("retries"));
+  constexpr int64_t kMaxDelay = kMaxPolicyDelay.count();
+  s.retries = static_cast<int>(r.IntIn("retries", 0, kMaxPolicyRetries));
   if (s.kind != Strategy::Kind::kImmediate) {
-    s.base = Millis(r.Int("base_ms"));
-    s.step = Millis(r.IntOr("step_ms", s.kind == Strategy::Kind::kLinear ? s.base.count() : 0));
-    if (s.kind == Strategy::Kind::kExponential && r.Has("factor")) s.factor = r.Number("factor");
-    if (auto m = r.OptInt("max_ms")) s.max = Millis(*m);
+    s.base = Millis(r.IntIn("base_ms", 0, kMaxDelay));
+    s.step = Millis(
+        r.IntInOr("step_ms", 0, kMaxDelay, s.kind == Strategy::Kind::kLinear ? s.base.count() : 0));
+    if (r.Has("factor")) s.factor = r.Number("factor");
+    if (r.Has("max_ms")) s.max = Millis(r.IntIn("max_ms", 0, kMaxDelay));
     if (r.Has("jitter")) s.jitter = r.Enum<Jitter>("jitter", ParseJitter);
   }
   return s;
@@ -60,7 +62,7 @@ RetryPolicy ReadPolicy(const Json& j) {
   } else if (r.String("strategy") != "none") {
     p.phases.push_back(StrategyFromJson(j, "policy"));
   }
-  if (auto d = r.OptInt("deadline_ms")) p.deadline = Millis(*d);
+  if (r.Has("deadline_ms")) p.deadline = Millis(r.IntIn("deadline_ms", 1, kMaxPolicyDelay.count()));
   p.retry_on = r.Strings("retry_on");
   p.dead_on = r.Strings("dead_on");
   if (r.Has("text")) {

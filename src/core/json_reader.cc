@@ -46,7 +46,24 @@ std::string JsonReader::StringOr(std::string_view field, std::string fallback) c
 int64_t JsonReader::Int(std::string_view field) const {
   const Json& v = Get(field);
   if (!v.is_number_integer()) Fail(field, std::string("expected an integer, got ") + v.type_name());
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    Fail(field, "integer too large");
+  }
   return v.get<int64_t>();
+}
+
+int64_t JsonReader::IntIn(std::string_view field, int64_t lo, int64_t hi) const {
+  int64_t v = Int(field);
+  if (v < lo || v > hi) {
+    Fail(field, "must be from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " +
+                    std::to_string(v));
+  }
+  return v;
+}
+
+int64_t JsonReader::IntInOr(std::string_view field, int64_t lo, int64_t hi,
+                            int64_t fallback) const {
+  return Has(field) ? IntIn(field, lo, hi) : fallback;
 }
 
 std::optional<int64_t> JsonReader::OptInt(std::string_view field) const {

@@ -32,6 +32,9 @@ class JsonReader {
   int64_t Int(std::string_view field) const;
   std::optional<int64_t> OptInt(std::string_view field) const;
   int64_t IntOr(std::string_view field, int64_t fallback) const;
+  // An integer from lo to hi inclusive; `fallback` when absent.
+  int64_t IntIn(std::string_view field, int64_t lo, int64_t hi) const;
+  int64_t IntInOr(std::string_view field, int64_t lo, int64_t hi, int64_t fallback) const;
   double Number(std::string_view field) const;
   TimePoint Time(std::string_view field) const;
   std::optional<TimePoint> OptTime(std::string_view field) const;

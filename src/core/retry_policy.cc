@@ -133,6 +133,18 @@ Status ValidatePolicy(const RetryPolicy& p) {
       return Status::InvalidArgument("phase " + std::to_string(n) +
                                      ": the base delay of exponential must be above 0ms");
     }
+    if (s.kind != Strategy::Kind::kLinear && s.step.count() != 0) {
+      return Status::InvalidArgument("phase " + std::to_string(n) +
+                                     ": step applies to linear only");
+    }
+    if (s.max && s.kind != Strategy::Kind::kLinear && s.kind != Strategy::Kind::kExponential) {
+      return Status::InvalidArgument("phase " + std::to_string(n) +
+                                     ": max applies to linear and exponential only");
+    }
+    if (s.jitter == Jitter::kDecorrelated && !s.max) {
+      return Status::InvalidArgument("phase " + std::to_string(n) +
+                                     ": jitter=decorrelated needs max= to bound its growth");
+    }
     if (s.kind == Strategy::Kind::kImmediate &&
         (s.base.count() != 0 || s.step.count() != 0 || s.max || s.jitter != Jitter::kNone)) {
       return Status::InvalidArgument("phase " + std::to_string(n) +

@@ -132,6 +132,9 @@ class Parser {
     }
     v.word = ParseWord("a value");
     if (Peek('(')) {
+      if (++depth_ > kMaxDepth) {
+        throw ParseError(Col(), "calls nested more than " + std::to_string(kMaxDepth) + " deep");
+      }
       v.kind = Value::Kind::kCall;
       Call c{v.word, {}, v.col};
       size_t open = Col();
@@ -155,6 +158,7 @@ class Parser {
         }
       }
       v.call.push_back(std::move(c));
+      --depth_;
     }
     return v;
   }
@@ -183,8 +187,10 @@ class Parser {
     return a;
   }
 
+  static constexpr int kMaxDepth = 4;
   std::string_view text_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 // ---- Semantics ------------------------------------------------------------
@@ -373,6 +379,12 @@ Strategy BuildStrategy(const Call& c, PolicyOptions* opts) {
     throw ParseError(c.args.front().value.col, "the base delay of exponential must be above 0ms");
   }
   if (s.kind == Strategy::Kind::kLinear && !step_given) s.step = s.base;
+  if (s.jitter == Jitter::kDecorrelated && !s.max) {
+    throw ParseError(c.col, "jitter=decorrelated needs max= to bound its growth: " +
+                                (s.kind == Strategy::Kind::kFixed
+                                     ? std::string("use linear(...) or exponential(...) with max=")
+                                     : c.name + "(..., max=DELAY, jitter=decorrelated)"));
+  }
   if (s.max && *s.max < s.base) {
     throw ParseError(c.col, "max=" + FormatDuration(*s.max) + " is below the base delay " +
                                 FormatDuration(s.base));
@@ -438,8 +450,15 @@ RetryPolicy Build(const Call& top) {
 }  // namespace
 
 Result<RetryPolicy> ParsePolicy(std::string_view text) {
+  if (text.size() > kMaxPolicyTextBytes) {
+    return ParseError(kMaxPolicyTextBytes + 1, "policy text is longer than " +
+                                                   std::to_string(kMaxPolicyTextBytes) + " bytes")
+        .ToStatus();
+  }
   try {
-    return Build(Parser(text).ParseAll());
+    RetryPolicy p = Build(Parser(text).ParseAll());
+    RETRACED_RETURN_IF_ERROR(ValidatePolicy(p).WithContext("invalid retry policy"));
+    return p;
   } catch (const ParseError& e) {
     return e.ToStatus();
   }

@@ -1,5 +1,6 @@
 #include "retraced/time.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -51,10 +52,11 @@ bool Expect(std::string_view s, size_t& pos, char c) {
 }  // namespace
 
 std::string FormatTime(TimePoint t) {
+  t = std::clamp(t, kMinTime, kMaxTime);
   auto day = floor<days>(t);
   year_month_day ymd{day};
   int64_t ms_of_day = (t - day).count();
-  char buf[40];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
                 static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
                 static_cast<unsigned>(ymd.day()), static_cast<long long>(ms_of_day / 3'600'000),
@@ -76,7 +78,7 @@ Result<TimePoint> ParseTime(std::string_view text) {
                                    " (expected RFC 3339, e.g. 2026-11-28T12:00:00.000Z)");
   };
   size_t pos = 0;
-  int year, month, day, hour, minute, second;
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   if (!ReadDigits(text, pos, 4, year) || !Expect(text, pos, '-') ||
       !ReadDigits(text, pos, 2, month) || !Expect(text, pos, '-') ||
       !ReadDigits(text, pos, 2, day)) {
@@ -109,7 +111,7 @@ Result<TimePoint> ParseTime(std::string_view text) {
   } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
     int sign = text[pos] == '-' ? -1 : 1;
     ++pos;
-    int oh, om;
+    int oh = 0, om = 0;
     if (!ReadDigits(text, pos, 2, oh) || !Expect(text, pos, ':') || !ReadDigits(text, pos, 2, om) ||
         oh > 23 || om > 59) {
       return bad("offset must be Z or +HH:MM");
@@ -121,26 +123,28 @@ Result<TimePoint> ParseTime(std::string_view text) {
   if (pos != text.size()) return bad("unexpected text after the time");
   TimePoint t = TimePoint(sys_days(ymd)) + Millis(((hour * 60LL + minute) * 60 + second) * 1000) +
                 Millis(millis) - Millis(offset_minutes * 60'000);
+  if (t < kMinTime || t > kMaxTime) return bad("outside the years 0001 to 9999 in UTC");
   return t;
 }
 
 std::string FormatDuration(Millis d) {
-  int64_t v = d.count();
-  if (v == 0) return "0ms";
+  if (d.count() == 0) return "0ms";
   std::string out;
-  if (v < 0) {
+  uint64_t v = static_cast<uint64_t>(d.count());
+  if (d.count() < 0) {
     out = "-";
-    v = -v;
+    v = 0 - v;  // magnitude, also for the most negative value
   }
   // Units above ms only when they express the value exactly, so that 1500ms
   // stays "1500ms" rather than "1s500ms".
   if (v % 1000 != 0) return out + std::to_string(v) + "ms";
   for (const Unit& u : kUnits) {
-    if (u.ms == 1) break;
-    if (v >= u.ms) {
-      out += std::to_string(v / u.ms);
+    uint64_t unit = static_cast<uint64_t>(u.ms);
+    if (unit == 1) break;
+    if (v >= unit) {
+      out += std::to_string(v / unit);
       out += u.name;
-      v %= u.ms;
+      v %= unit;
     }
   }
   return out;
@@ -173,8 +177,11 @@ Result<Millis> ParseDuration(std::string_view text) {
     if (index == kUnits.size()) return bad("unknown unit '" + std::string(unit) + "'");
     if (index + 1 <= last_unit) return bad("units must go from largest to smallest");
     last_unit = index + 1;
+    constexpr int64_t kLimit = 100LL * 365 * 86'400'000;
+    if (n > kLimit / kUnits[index].ms || total + n * kUnits[index].ms > kLimit) {
+      return bad("longer than 100 years");
+    }
     total += n * kUnits[index].ms;
-    if (total > 100LL * 365 * 86'400'000) return bad("longer than 100 years");
   }
   return Millis(total);
 }

@@ -43,6 +43,14 @@ TEST(Classify, HandlerClassStandsUnlessTheQueueTableOrPolicySaysOtherwise) {
   EXPECT_EQ(dead.source, "dead_on in policy");
 }
 
+TEST(Classify, MatchesTheCodeAsStored) {
+  std::string long_code(200, 'C');
+  RetryPolicy p = P("fixed(1s, dead_on=[" + long_code.substr(0, Error::kMaxCodeBytes) + "])");
+  Classified c = Classify({ErrorClass::kTemporary, long_code, "", ""}, ClassifierConfig{}, p);
+  EXPECT_EQ(c.error.error_class, ErrorClass::kPermanent);
+  EXPECT_EQ(c.error.code_cut_bytes, 200 - Error::kMaxCodeBytes);
+}
+
 TEST(Classify, CapsTheErrorText) {
   Classified c = Classify({std::nullopt, "X", std::string(5000, 'm'), std::string(9000, 'd')},
                           ClassifierConfig{}, P("none"));

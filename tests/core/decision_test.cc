@@ -129,6 +129,8 @@ TEST(Decide, DecorrelatedJitterDrawsBetweenBaseAndThreeTimesThePreviousDelayUpTo
     ASSERT_LE(later.delay.count(), 2000);  // 3*900 is capped at max
   }
   Decision d = After(p, 2, "job-x", Millis(250));
+  EXPECT_EQ(d.base_delay, Millis(750)) << "the top of the range is the delay before jitter";
+  EXPECT_EQ(d.jitter, d.delay - d.base_delay);
   EXPECT_NE(d.reason.find("decorrelated jitter drew"), std::string::npos);
   EXPECT_NE(d.reason.find("from 100ms..750ms"), std::string::npos) << d.reason;
 }
@@ -266,6 +268,20 @@ TEST(Decide, ReplayWithMoreGivesExactlyThatManyRuns) {
   EXPECT_EQ(third.reason, "temporary error TIMEOUT; the replay allowed 3 runs and all were used");
 }
 
+TEST(Decide, ReplayWithMoreRunsAgainEvenUnderPolicyNone) {
+  RetryContext ctx;
+  ctx.job_id = "j";
+  ctx.now = kNow;
+  ctx.budget = 2;
+  ctx.run_in_sequence = 1;
+  Decision d = Decide(P("none"), ctx, Temporary());
+  EXPECT_EQ(d.action, Action::kRetry);
+  EXPECT_EQ(d.delay, Millis(0));
+  EXPECT_EQ(d.next_run_at, kNow);
+  ctx.run_in_sequence = 2;
+  EXPECT_EQ(Decide(P("none"), ctx, Temporary()).dead_reason, DeadReason::kAttemptsExhausted);
+}
+
 // A job's history as the store would hold it.
 Attempt Ran(int n, Trigger trigger, Outcome outcome, std::optional<Decision> decision) {
   Attempt a;
@@ -321,6 +337,23 @@ TEST(ContextFor, CountsConsecutiveLeaseExpirations) {
                   Ran(4, Trigger::kRecovery, Outcome::kLeaseExpired, std::nullopt)};
   EXPECT_EQ(ContextFor(job, job.attempts[3], kNow).lease_expired_in_row, 2);
   EXPECT_EQ(ContextFor(job, job.attempts[1], kNow).lease_expired_in_row, 0);
+}
+
+TEST(ContextFor, AReplayStartsTheLeaseExpirationCountAgain) {
+  // Regression: a poison job replayed and lost once more was counted 4 in a row.
+  Job job;
+  job.id = "01J";
+  job.replay = Replay{"ops", "", kNow, Replay::Mode::kFresh, 0};
+  job.attempts = {Ran(1, Trigger::kInitial, Outcome::kLeaseExpired, RetryAfter(0)),
+                  Ran(2, Trigger::kRecovery, Outcome::kLeaseExpired, RetryAfter(0)),
+                  Ran(3, Trigger::kRecovery, Outcome::kLeaseExpired, std::nullopt),
+                  Ran(4, Trigger::kManual, Outcome::kLeaseExpired, std::nullopt)};
+  EXPECT_EQ(ContextFor(job, job.attempts[3], kNow).lease_expired_in_row, 1);
+}
+
+TEST(DeadlineAt, CountsFromTheGivenStart) {
+  EXPECT_EQ(DeadlineAt(P("fixed(1s, deadline=1h)"), kNow), kNow + Millis(3'600'000));
+  EXPECT_FALSE(DeadlineAt(P("fixed(1s)"), kNow));
 }
 
 TEST(ExplainPolicy, ListsEveryRunAndWhyTheJobDies) {

@@ -86,6 +86,21 @@ TEST(MakeError, CapsFieldsAndRecordsWhatWasCut) {
   EXPECT_EQ(small.detail_cut_bytes, 0u);
 }
 
+TEST(MakeError, RecordsACutCode) {
+  Error e = MakeError(ErrorClass::kTemporary, std::string(200, 'C'), "", "");
+  EXPECT_EQ(e.code.size(), Error::kMaxCodeBytes);
+  EXPECT_EQ(e.code_cut_bytes, 200 - Error::kMaxCodeBytes);
+}
+
+TEST(MakeError, ReplacesInvalidUtf8SoRecordsStayValid) {
+  Error e = MakeError(ErrorClass::kTemporary, "X", "bad \xff byte",
+                      "overlong \xC0\xAF, surrogate \xED\xA0\x80, ok \xE2\x82\xAC");
+  EXPECT_EQ(e.message, "bad \xEF\xBF\xBD byte");
+  EXPECT_EQ(e.detail,
+            "overlong \xEF\xBF\xBD\xEF\xBF\xBD, surrogate \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD, ok "
+            "\xE2\x82\xAC");
+}
+
 TEST(MakeError, NeverSplitsAUtf8Character) {
   // 'é' is two bytes; 1023 ASCII bytes then 'é' puts the cap in its middle.
   std::string message = std::string(1023, 'x') + "\xC3\xA9" + "tail";

@@ -189,7 +189,8 @@ TEST(JobJson, BadFieldsAreNamedByTheirPath) {
        "attempts[1].error.class: unknown error class 'fatal'; expected temporary or permanent"},
       {[](Json& x) { x["attempts"][0]["decision"]["delay_ms"] = "5s"; },
        "attempts[0].decision.delay_ms: expected an integer, got string"},
-      {[](Json& x) { x["attempts"][0]["n"] = 0; }, "attempts[0].n: must be 1 or more"},
+      {[](Json& x) { x["attempts"][0]["n"] = 0; },
+       "attempts[0].n: must be from 1 to 2147483647, got 0"},
       {[](Json& x) { x["events"][2]["to"] = "gone"; },
        "events[2].to: unknown job state 'gone'; expected scheduled, ready, active, retry_wait, "
        "completed, dead or cancelled"},
@@ -202,6 +203,13 @@ TEST(JobJson, BadFieldsAreNamedByTheirPath) {
        "policy: invalid retry policy: column 19: retries must be a whole number from 0 to 10000, "
        "got '-1'"},
       {[](Json& x) { x["attempts"] = "none"; }, "attempts: expected an array, got string"},
+      {[](Json& x) { x["attempt_count"] = 4294967297LL; },
+       "attempt_count: must be from 0 to 2147483647, got 4294967297"},
+      {[](Json& x) { x["timeout_ms"] = 0; }, "timeout_ms: must be from 1 to 604800000, got 0"},
+      {[](Json& x) { x["attempts"][0]["error"]["detail_cut_bytes"] = -5; },
+       "attempts[0].error.detail_cut_bytes: must be from 0 to 16777216, got -5"},
+      {[](Json& x) { x["attempts"][0]["lateness_ms"] = 18446744073709551615ULL; },
+       "attempts[0].lateness_ms: integer too large"},
   };
   for (Case& c : cases) {
     Json broken = j;
@@ -246,7 +254,18 @@ TEST(PolicyJson, RefusesInvalidOrContradictoryForms) {
   EXPECT_EQ(PolicyFromJson(Json{{"strategy", "fixed"}, {"base_ms", 1000}, {"retries", -2}})
                 .status()
                 .message(),
-            "phase 1: retries must be from 0 to 10000, got -2");
+            "policy.retries: must be from 0 to 10000, got -2");
+  EXPECT_EQ(
+      PolicyFromJson(Json{{"strategy", "fixed"}, {"base_ms", 1000}, {"retries", 4294967297LL}})
+          .status()
+          .message(),
+      "policy.retries: must be from 0 to 10000, got 4294967297");
+  // Regression: a fixed strategy with max_ms was accepted but printed as text that does not parse.
+  EXPECT_EQ(PolicyFromJson(
+                Json{{"strategy", "fixed"}, {"base_ms", 1000}, {"retries", 1}, {"max_ms", 5000}})
+                .status()
+                .message(),
+            "phase 1: max applies to linear and exponential only");
   Json contradictory = PolicyToJson(*ParsePolicy("fixed(1s, retries=2)"));
   contradictory["retries"] = 3;
   EXPECT_EQ(PolicyFromJson(contradictory).status().message(),

@@ -36,7 +36,8 @@ TEST(ParsePolicy, ReadsEveryStrategyWithItsOptions) {
   EXPECT_EQ(e.max, Millis(30'000));
   EXPECT_EQ(e.retries, 8);
   EXPECT_EQ(e.jitter, Jitter::kFull);
-  EXPECT_EQ(Parse("exponential(1s, factor=1.5, jitter=decorrelated)").phases[0].factor, 1.5);
+  EXPECT_EQ(Parse("exponential(1s, factor=1.5, max=1m, jitter=decorrelated)").phases[0].factor,
+            1.5);
   EXPECT_EQ(Parse("exponential(1s, jitter=equal)").phases[0].jitter, Jitter::kEqual);
   EXPECT_EQ(Parse("exponential(1s)").phases[0].retries, 3) << "retries defaults to 3";
 
@@ -94,7 +95,8 @@ TEST(FormatPolicy, ParsePrintParseIsTheIdentity) {
       "fixed(2s, retries=5, jitter=equal)",
       "linear(1s, step=250ms, max=4s, retries=10, jitter=full)",
       "exponential(200ms, factor=2, max=30s, retries=8, jitter=full)",
-      "exponential(1s, factor=3.25, retries=10000, jitter=decorrelated)",
+      "exponential(1s, factor=3.25, max=1h, retries=10000, jitter=decorrelated)",
+      "linear(1s, max=10s, jitter=decorrelated)",
       "exponential(1ms, max=365d)",
       "phases(immediate(2), exponential(1s, max=1m, retries=5))",
       "phases(immediate(1), fixed(5s, retries=2), linear(1m, step=1m, retries=3), deadline=1d, "
@@ -187,6 +189,16 @@ TEST(ParsePolicy, BadTextGetsAnErrorNamingTheColumnAndWhatWasExpected) {
        "column 22: expected ',' or ']' to close the list opened at column 19, found 'B'"},
       {"fixed(1s, retries=)", "column 19: expected a value after 'retries='"},
       {"fixed(1s, (2))", "column 11: expected a value, found '('"},
+      // Regression: 200000000000d overflowed int64 into a negative delay.
+      {"fixed(200000000000d)",
+       "column 7: the delay must be a duration such as 200ms, 2s or 1m, got '200000000000d'"},
+      {"fixed(1s, jitter=decorrelated)",
+       "column 1: jitter=decorrelated needs max= to bound its growth: use linear(...) or "
+       "exponential(...) with max="},
+      {"exponential(1s, jitter=decorrelated)",
+       "column 1: jitter=decorrelated needs max= to bound its growth: exponential(..., max=DELAY, "
+       "jitter=decorrelated)"},
+      {"phases(fixed(fixed(fixed(fixed(1s)))))", "column 31: calls nested more than 4 deep"},
   };
   for (const BadPolicy& c : cases) {
     Result<RetryPolicy> p = ParsePolicy(c.text);
@@ -194,6 +206,18 @@ TEST(ParsePolicy, BadTextGetsAnErrorNamingTheColumnAndWhatWasExpected) {
     EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(p.status().message(), std::string("invalid retry policy: ") + c.message) << c.text;
   }
+}
+
+TEST(ParsePolicy, RefusesDeepNestingAndHugeTextWithoutCrashing) {
+  std::string deep;
+  for (int i = 0; i < 100'000; ++i) deep += "a(";
+  Result<RetryPolicy> p = ParsePolicy(deep.substr(0, 4000));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().message(), "invalid retry policy: column 10: calls nested more than 4 deep");
+  Result<RetryPolicy> huge = ParsePolicy(deep);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().message(),
+            "invalid retry policy: column 4097: policy text is longer than 4096 bytes");
 }
 
 TEST(ValidatePolicy, RefusesAbsurdPoliciesBuiltInCode) {
@@ -210,6 +234,13 @@ TEST(ValidatePolicy, RefusesAbsurdPoliciesBuiltInCode) {
   RetryPolicy exp = Parse("exponential(1s)");
   exp.phases[0].factor = 0.5;
   EXPECT_FALSE(ValidatePolicy(exp).ok());
+  // Options a strategy's text form cannot express are refused, so the text round trip holds.
+  RetryPolicy fixed = Parse("fixed(1s)");
+  fixed.phases[0].max = Millis(5000);
+  EXPECT_EQ(ValidatePolicy(fixed).message(), "phase 1: max applies to linear and exponential only");
+  fixed.phases[0].max.reset();
+  fixed.phases[0].step = Millis(5);
+  EXPECT_EQ(ValidatePolicy(fixed).message(), "phase 1: step applies to linear only");
 }
 
 TEST(DefaultPolicy, IsTheDocumentedText) {

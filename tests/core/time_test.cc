@@ -70,13 +70,30 @@ TEST(Duration, ParsesUnitsLargestFirst) {
 }
 
 TEST(Duration, RefusesBadText) {
-  for (const char* bad : {"", "5", "s", "1.5s", "-1s", "3w", "1s1m", "1s 2ms", "99999999999999d"}) {
+  // 200000000000d once overflowed int64 into a negative duration.
+  for (const char* bad : {"", "5", "s", "1.5s", "-1s", "3w", "1s1m", "1s 2ms", "99999999999999d",
+                          "200000000000d", "36500d1ms", "9223372036854775807ms"}) {
     Result<Millis> r = ParseDuration(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {
       EXPECT_NE(r.status().message().find("invalid duration"), std::string::npos);
     }
   }
+}
+
+TEST(Duration, FormatsTheExtremes) {
+  EXPECT_EQ(FormatDuration(Millis(INT64_MIN)), "-9223372036854775808ms");
+  EXPECT_EQ(FormatDuration(Millis(INT64_MAX)), "9223372036854775807ms");
+  EXPECT_EQ(*ParseDuration("36500d"), Millis(36500LL * 86'400'000));
+}
+
+TEST(ParseTime, RefusesInstantsWhoseYearHasNoTextForm) {
+  EXPECT_FALSE(ParseTime("0000-01-01T00:00:00+00:01").ok());
+  EXPECT_FALSE(ParseTime("9999-12-31T23:59:59-00:01").ok());
+  EXPECT_EQ(*ParseTime("0001-01-01T00:00:00Z"), kMinTime);
+  EXPECT_EQ(*ParseTime("9999-12-31T23:59:59.999Z"), kMaxTime);
+  EXPECT_EQ(FormatTime(TimePoint::min()), "0001-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatTime(TimePoint::max()), "9999-12-31T23:59:59.999Z");
 }
 
 TEST(ManualClock, MovesOnlyWhenTold) {

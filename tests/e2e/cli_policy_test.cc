@@ -53,11 +53,12 @@ TEST(PolicyExplain, PrintsTheScheduleAndWhyTheJobDies) {
 TEST(PolicyExplain, JsonGivesEveryDecision) {
   ProcessResult r = Retraced({"policy", "explain",
                               "exponential(200ms, factor=2, max=30s, retries=8, jitter=full)",
-                              "--job-id", "01JD5X", "--json"});
+                              "--job-id", "01JD5X", "--start", "2026-11-28T12:00:00Z", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Result<Json> j = ParseJson(r.out);
   ASSERT_TRUE(j.ok()) << r.out;
   EXPECT_EQ((*j)["job_id"], "01JD5X");
+  EXPECT_EQ((*j)["start"], "2026-11-28T12:00:00.000Z");
   EXPECT_EQ((*j)["policy"]["strategy"], "exponential");
   EXPECT_EQ((*j)["runs"], 9);
   EXPECT_EQ((*j)["dead_reason"], "attempts_exhausted");
@@ -74,19 +75,34 @@ TEST(PolicyExplain, JsonGivesEveryDecision) {
               d["delay_ms"].get<int64_t>() - d["base_delay_ms"].get<int64_t>());
     elapsed += d["delay_ms"].get<int64_t>();
     EXPECT_EQ(d["next_run_after_ms"], elapsed);
+    EXPECT_EQ(d["next_run_at"], FormatTime(*ParseTime("2026-11-28T12:00:00Z") + Millis(elapsed)));
   }
   EXPECT_EQ(attempts[8]["decision"]["action"], "dead");
   // The same job id always draws the same jitter; another id draws differently.
   EXPECT_EQ(Retraced({"policy", "explain",
                       "exponential(200ms, factor=2, max=30s, retries=8, jitter=full)", "--job-id",
-                      "01JD5X", "--json"})
+                      "01JD5X", "--start", "2026-11-28T12:00:00Z", "--json"})
                 .out,
             r.out);
   EXPECT_NE(Retraced({"policy", "explain",
                       "exponential(200ms, factor=2, max=30s, retries=8, jitter=full)", "--job-id",
-                      "other", "--json"})
+                      "other", "--start", "2026-11-28T12:00:00Z", "--json"})
                 .out,
             r.out);
+}
+
+TEST(PolicyExplain, DeadlineCountsFromTheStart) {
+  ProcessResult r = Retraced({"policy", "explain", "fixed(2s, retries=10, deadline=5s)", "--start",
+                              "2026-11-28T12:00:00Z"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Row(r.out, "3"), "3 auto +4s dead - - - - -");
+  EXPECT_NE(r.out.find("(deadline_exceeded): temporary error; fixed, retry 3 of 10: 2s; next run "
+                       "12:00:06.000Z would be past the deadline 2026-11-28T12:00:05.000Z."),
+            std::string::npos)
+      << r.out;
+  ProcessResult bad = Retraced({"policy", "explain", "none", "--start", "noon"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(bad.err.starts_with("retraced: --start: invalid time 'noon'")) << bad.err;
 }
 
 TEST(PolicyExplain, BadPolicyExitsWithTwoAndOneClearMessage) {
