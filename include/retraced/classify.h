@@ -69,6 +69,12 @@ std::optional<HandlerFailure> FromExecExit(const ExecExit& exit);
 // "EX_TEMPFAIL" for 75 and the like for 64-78; empty for others.
 std::string_view SysexitsName(int status);
 
+// The shape of an error message, for grouping failures that differ only in
+// their numbers and ids: runs of digits become '#', and hex or base32 ids of
+// 8 or more characters containing a digit become '*'. Capped at 200 bytes.
+// "timeout after 30s on 10.0.0.5:5432" -> "timeout after #s on #.#.#.#:#".
+std::string ErrorSignature(std::string_view message);
+
 }  // namespace retraced
 
 #endif  // RETRACED_CLASSIFY_H_

@@ -59,6 +59,12 @@ Decision Decide(const RetryPolicy& policy, const RetryContext& ctx, const Failur
 // The decision after a successful attempt.
 Decision SuccessDecision();
 
+// The evidence kept with a dead job: one line per attempt of its last run of
+// retries (the 20 latest, with a line counting those left out), then the
+// decision's reason. `attempts` is the job's history, the final one included.
+std::vector<std::string> DeadEvidence(const std::vector<Attempt>& attempts,
+                                      const Decision& decision);
+
 // ---------------------------------------------------------------------------
 // Explain: the schedule a policy produces for a job created at `start` that
 // runs at once, always fails with a temporary error, and whose every attempt

@@ -92,4 +92,15 @@ class [[nodiscard]] Result {
     if (!retraced_status_.ok()) return retraced_status_; \
   } while (0)
 
+#define RETRACED_CONCAT_INNER_(a, b) a##b
+#define RETRACED_CONCAT_(a, b) RETRACED_CONCAT_INNER_(a, b)
+
+// Declares or assigns `lhs` from a Result expression, returning its Status on failure:
+//   RETRACED_ASSIGN_OR_RETURN(Job job, store.GetJob(id));
+#define RETRACED_ASSIGN_OR_RETURN(lhs, expr)                      \
+  auto RETRACED_CONCAT_(retraced_result_, __LINE__) = (expr);     \
+  if (!RETRACED_CONCAT_(retraced_result_, __LINE__).ok())         \
+    return RETRACED_CONCAT_(retraced_result_, __LINE__).status(); \
+  lhs = std::move(*RETRACED_CONCAT_(retraced_result_, __LINE__))
+
 #endif  // RETRACED_STATUS_H_

@@ -136,4 +136,45 @@ std::optional<HandlerFailure> FromExecExit(const ExecExit& exit) {
   return f;
 }
 
+std::string ErrorSignature(std::string_view message) {
+  auto is_alnum = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  };
+  std::string out;
+  size_t i = 0;
+  while (i < message.size() && out.size() < 200) {
+    char c = message[i];
+    if (!is_alnum(c)) {
+      out += c;
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    bool digit = false;
+    while (j < message.size() && is_alnum(message[j])) {
+      digit = digit || (message[j] >= '0' && message[j] <= '9');
+      ++j;
+    }
+    std::string_view word = message.substr(i, j - i);
+    bool all_digits =
+        std::all_of(word.begin(), word.end(), [](char d) { return d >= '0' && d <= '9'; });
+    if (all_digits) {
+      out += '#';
+    } else if (digit && word.size() >= 8) {
+      out += '*';
+    } else {
+      // Digits inside a short word (units like "30s", "v2") still vary: blank them.
+      bool in_digits = false;
+      for (char d : word) {
+        bool is_digit = d >= '0' && d <= '9';
+        if (is_digit && !in_digits) out += '#';
+        if (!is_digit) out += d;
+        in_digits = is_digit;
+      }
+    }
+    i = j;
+  }
+  return out.substr(0, 200);
+}
+
 }  // namespace retraced

@@ -234,4 +234,32 @@ RetryContext ContextFor(const Job& job, const Attempt& failed, TimePoint now, in
   return ctx;
 }
 
+std::vector<std::string> DeadEvidence(const std::vector<Attempt>& attempts,
+                                      const Decision& decision) {
+  constexpr size_t kMaxLines = 20;
+  size_t start = 0;
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    if (attempts[i].trigger == Trigger::kManual) start = i;
+  }
+  std::vector<std::string> lines;
+  size_t first = attempts.size() - start > kMaxLines ? attempts.size() - kMaxLines : start;
+  if (first > start) {
+    lines.push_back(std::to_string(first - start) + " earlier attempts left out");
+  }
+  for (size_t i = first; i < attempts.size(); ++i) {
+    const Attempt& a = attempts[i];
+    std::string line = "attempt " + std::to_string(a.n) + " (" + std::string(Name(a.trigger)) +
+                       ") on " + (a.worker.empty() ? "?" : a.worker) + " at " +
+                       FormatTime(a.started_at) + ": ";
+    line += a.outcome ? std::string(Name(*a.outcome)) : "running";
+    if (a.error) {
+      line += ", " + std::string(Name(a.error->error_class)) + " error " + a.error->code;
+      if (!a.error->message.empty()) line += ": " + a.error->message;
+    }
+    lines.push_back(std::move(line));
+  }
+  lines.push_back(decision.reason);
+  return lines;
+}
+
 }  // namespace retraced

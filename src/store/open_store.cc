@@ -1,0 +1,26 @@
+// OpenStore: the store a URL names.
+#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
+
+namespace retraced {
+
+Result<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOptions& options) {
+  constexpr std::string_view kSqlite = "sqlite:";
+  if (url.substr(0, kSqlite.size()) == kSqlite) {
+    std::string_view path = url.substr(kSqlite.size());
+    if (path.substr(0, 2) == "//") path.remove_prefix(2);
+    if (path.empty()) {
+      return Status::InvalidArgument("store URL '" + std::string(url) +
+                                     "' names no file; expected sqlite:PATH");
+    }
+    RETRACED_ASSIGN_OR_RETURN(std::unique_ptr<sqlite::SqliteStore> store,
+                              sqlite::SqliteStore::Open(std::string(path), options));
+    return std::unique_ptr<Store>(std::move(store));
+  }
+  size_t colon = url.find(':');
+  std::string scheme(colon == std::string_view::npos ? url : url.substr(0, colon));
+  return Status::InvalidArgument("unknown store URL scheme '" + scheme + "' in '" +
+                                 std::string(url) + "'; expected sqlite:PATH");
+}
+
+}  // namespace retraced

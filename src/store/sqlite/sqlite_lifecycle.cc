@@ -1,0 +1,313 @@
+// The SQLite store's job lifecycle: enqueue, claim, complete, fail, heartbeat, recover.
+#include "retraced/decide.h"
+#include "store/sqlite/sqlite_rows.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace retraced::sqlite {
+namespace {
+
+constexpr int kMaxBatch = 1000;
+
+Status CheckActor(std::string_view what, std::string_view actor) {
+  if (actor.empty()) return Status::InvalidArgument(std::string(what) + " is empty");
+  if (actor.size() > 256) return Status::InvalidArgument(std::string(what) + " is over 256 bytes");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<EnqueueResult>> SqliteStore::Enqueue(std::span<const NewJob> jobs,
+                                                        std::string_view actor) {
+  RETRACED_RETURN_IF_ERROR(CheckActor("enqueue actor", actor));
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.Now();
+  // Build and check every job before touching the file: all or none.
+  std::vector<Job> built;
+  built.reserve(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const NewJob& n = jobs[i];
+    Job j;
+    j.id = n.id ? *n.id : ids_.Next();
+    j.queue = n.queue;
+    j.type = n.type;
+    j.payload = n.payload;
+    j.policy = n.policy ? *n.policy : DefaultPolicy();
+    j.created_at = now;
+    j.run_at = n.run_at && *n.run_at > now ? *n.run_at : now;
+    j.state = j.run_at > now ? JobState::kScheduled : JobState::kReady;
+    j.unique_key = n.unique_key;
+    j.timeout = n.timeout;
+    j.deadline_at = n.deadline_at ? n.deadline_at : DeadlineAt(j.policy, now);
+    j.priority = n.priority;
+    Status s = ValidateNewJob(j);
+    if (!s.ok()) {
+      return jobs.size() == 1 ? s : s.WithContext("job " + std::to_string(i));
+    }
+    built.push_back(std::move(j));
+  }
+
+  Txn txn(*db_);
+  RETRACED_RETURN_IF_ERROR(txn.Begin());
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * holder, db_->Prepare("SELECT id FROM jobs WHERE queue = ? AND unique_key = ? AND "
+                                  "state IN ('scheduled', 'ready', 'active', 'retry_wait')"));
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * ins,
+      db_->Prepare("INSERT INTO jobs (id, queue, type, state, payload, policy, priority, "
+                   "created_at, updated_at, run_at, unique_key, timeout_ms, deadline_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"));
+  std::vector<EnqueueResult> results;
+  Counters counters;
+  for (const Job& j : built) {
+    EnqueueResult r{j.id, true, ""};
+    if (j.unique_key) {
+      holder->Reset();
+      holder->Bind(1, j.queue).Bind(2, *j.unique_key);
+      RETRACED_ASSIGN_OR_RETURN(bool held, holder->Step());
+      if (held) {
+        r.id = holder->Text(0);
+        r.created = false;
+        r.note = "unique key '" + *j.unique_key + "' is held by live job " + r.id;
+        holder->Reset();
+        results.push_back(std::move(r));
+        continue;
+      }
+    }
+    ins->Reset();
+    ins->Bind(1, j.id).Bind(2, j.queue).Bind(3, j.type).Bind(4, Name(j.state));
+    ins->BindBlob(5, j.payload).Bind(6, FormatPolicy(j.policy)).Bind(7, int64_t{j.priority});
+    ins->Bind(8, T(now)).Bind(9, T(now)).Bind(10, T(j.run_at)).BindOpt(11, j.unique_key);
+    if (j.timeout) ins->Bind(12, j.timeout->count());
+    if (j.deadline_at) ins->Bind(13, T(*j.deadline_at));
+    RETRACED_RETURN_IF_ERROR(ins->Run());
+    if (db_->Changes() == 0) {
+      r.created = false;
+      r.note = "a job with id " + j.id + " exists";
+      results.push_back(std::move(r));
+      continue;
+    }
+    std::string note = j.state == JobState::kScheduled ? "due at " + T(j.run_at) : "";
+    RETRACED_RETURN_IF_ERROR(AddEvent(j.id, now, std::nullopt, j.state, "enqueued", actor, note));
+    ++counters[{j.queue, "enqueued"}];
+    results.push_back(std::move(r));
+  }
+  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
+  RETRACED_RETURN_IF_ERROR(txn.Commit());
+  return results;
+}
+
+Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
+  RETRACED_RETURN_IF_ERROR(ValidateName("queue", req.queue));
+  RETRACED_RETURN_IF_ERROR(CheckActor("worker id", req.worker));
+  if (req.max < 1 || req.max > kMaxBatch) {
+    return Status::InvalidArgument("claim size must be from 1 to 1000, got " +
+                                   std::to_string(req.max));
+  }
+  if (req.lease.count() <= 0) return Status::InvalidArgument("lease must be positive");
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.Now();
+  Txn txn(*db_);
+  RETRACED_RETURN_IF_ERROR(txn.Begin());
+  Counters counters;
+
+  // Due scheduled and retry_wait jobs become ready first.
+  for (JobState from : {JobState::kScheduled, JobState::kRetryWait}) {
+    RETRACED_ASSIGN_OR_RETURN(
+        Stmt * due, db_->Prepare("UPDATE jobs SET state = 'ready', updated_at = ? WHERE queue = ? "
+                                 "AND state = ? AND run_at <= ? RETURNING id"));
+    due->Bind(1, T(now)).Bind(2, req.queue).Bind(3, Name(from)).Bind(4, T(now));
+    std::vector<std::string> promoted;
+    while (true) {
+      RETRACED_ASSIGN_OR_RETURN(bool row, due->Step());
+      if (!row) break;
+      promoted.push_back(due->Text(0));
+    }
+    for (const std::string& id : promoted) {
+      RETRACED_RETURN_IF_ERROR(AddEvent(id, now, from, JobState::kReady, "due", "system", ""));
+    }
+  }
+
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * pick, db_->Prepare(std::string("SELECT ") + kJobColumns +
+                                ", next_trigger FROM jobs WHERE queue = ? AND state = 'ready' "
+                                "ORDER BY priority DESC, run_at, seq LIMIT ?"));
+  pick->Bind(1, req.queue).Bind(2, int64_t{req.max});
+  std::vector<ClaimedJob> claimed;
+  std::vector<int64_t> seqs;
+  while (true) {
+    RETRACED_ASSIGN_OR_RETURN(bool row, pick->Step());
+    if (!row) break;
+    int64_t seq = 0;
+    RETRACED_ASSIGN_OR_RETURN(JobSummary s, ReadJobRow(*pick, &seq));
+    Result<Trigger> trigger = ParseTrigger(pick->Text(25));
+    if (!trigger.ok())
+      return Status::Internal("stored next_trigger: " + trigger.status().message());
+    ClaimedJob c;
+    c.job = std::move(s.job);
+    c.attempt.n = c.job.attempt_count + 1;
+    c.attempt.trigger = *trigger;
+    c.attempt.worker = req.worker;
+    c.attempt.started_at = now;
+    c.attempt.lateness = now - c.job.run_at;
+    c.lease = Lease{c.job.id, c.attempt.n};
+    c.lease_expires_at = now + req.lease;
+    c.job.attempt_count = c.attempt.n;
+    c.job.state = JobState::kActive;
+    claimed.push_back(std::move(c));
+    seqs.push_back(seq);
+  }
+
+  RETRACED_ASSIGN_OR_RETURN(Stmt * take,
+                            db_->Prepare("UPDATE jobs SET state = 'active', attempt_count = ?, "
+                                         "lease_token = ?, lease_worker = ?, lease_expires_at = ?, "
+                                         "updated_at = ? WHERE seq = ?"));
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * attempt, db_->Prepare("INSERT INTO attempts (job_id, n, trigger, worker, started_at, "
+                                   "lateness_ms) VALUES (?, ?, ?, ?, ?, ?)"));
+  for (size_t i = 0; i < claimed.size(); ++i) {
+    const ClaimedJob& c = claimed[i];
+    take->Reset();
+    take->Bind(1, int64_t{c.attempt.n}).Bind(2, c.lease.token).Bind(3, req.worker);
+    RETRACED_RETURN_IF_ERROR(
+        take->Bind(4, T(c.lease_expires_at)).Bind(5, T(now)).Bind(6, seqs[i]).Run());
+    attempt->Reset();
+    attempt->Bind(1, c.job.id).Bind(2, int64_t{c.attempt.n}).Bind(3, Name(c.attempt.trigger));
+    RETRACED_RETURN_IF_ERROR(
+        attempt->Bind(4, req.worker).Bind(5, T(now)).Bind(6, c.attempt.lateness.count()).Run());
+    RETRACED_RETURN_IF_ERROR(AddEvent(c.job.id, now, JobState::kReady, JobState::kActive, "claimed",
+                                      req.worker,
+                                      "attempt " + std::to_string(c.attempt.n) + " (" +
+                                          std::string(Name(c.attempt.trigger)) + ")"));
+    ++counters[{req.queue, "attempts"}];
+    ++counters[{req.queue, "attempts_" + std::string(Name(c.attempt.trigger))}];
+  }
+  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
+  RETRACED_RETURN_IF_ERROR(txn.Commit());
+  return claimed;
+}
+
+Result<std::vector<Status>> SqliteStore::Complete(std::span<const Completion> items) {
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.Now();
+  Txn txn(*db_);
+  RETRACED_RETURN_IF_ERROR(txn.Begin());
+  Counters counters;
+  std::vector<Status> results;
+  for (const Completion& c : items) {
+    RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(c.lease.job_id));
+    if (!row) {
+      results.push_back(Status::NotFound("no job " + c.lease.job_id));
+      continue;
+    }
+    Status lease = CheckLease(*row, c.lease.token, c.worker, "completion", now, counters);
+    if (!lease.ok()) {
+      if (lease.code() != StatusCode::kConflict) return lease;
+      results.push_back(lease);
+      continue;
+    }
+    RETRACED_ASSIGN_OR_RETURN(
+        Stmt * a, db_->Prepare("UPDATE attempts SET ended_at = ?, outcome = 'succeeded', "
+                               "action = 'none', reason = 'succeeded' WHERE job_id = ? AND n = ?"));
+    RETRACED_RETURN_IF_ERROR(a->Bind(1, T(now)).Bind(2, row->id).Bind(3, row->attempt_count).Run());
+    RETRACED_ASSIGN_OR_RETURN(
+        Stmt * j, db_->Prepare("UPDATE jobs SET state = 'completed', lease_token = NULL, "
+                               "lease_worker = NULL, lease_expires_at = NULL, lease_expired_streak "
+                               "= 0, updated_at = ? WHERE seq = ?"));
+    RETRACED_RETURN_IF_ERROR(j->Bind(1, T(now)).Bind(2, row->seq).Run());
+    RETRACED_RETURN_IF_ERROR(
+        AddEvent(row->id, now, JobState::kActive, JobState::kCompleted, "succeeded", c.worker, ""));
+    ++counters[{row->queue, "completed"}];
+    results.push_back(Status::Ok());
+  }
+  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
+  RETRACED_RETURN_IF_ERROR(txn.Commit());
+  return results;
+}
+
+Result<FailResult> SqliteStore::Fail(const FailRequest& req) {
+  if (req.outcome != Outcome::kFailed && req.outcome != Outcome::kTimedOut) {
+    return Status::InvalidArgument("a failure's outcome is failed or timed_out, not " +
+                                   std::string(Name(req.outcome)));
+  }
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.Now();
+  Txn txn(*db_);
+  RETRACED_RETURN_IF_ERROR(txn.Begin());
+  RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(req.lease.job_id));
+  if (!row) return Status::NotFound("no job " + req.lease.job_id);
+  Counters counters;
+  Status lease = CheckLease(*row, req.lease.token, req.worker, "failure", now, counters);
+  if (!lease.ok()) {
+    // The refusal itself is recorded: commit it, then report the conflict.
+    RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
+    RETRACED_RETURN_IF_ERROR(txn.Commit());
+    return lease;
+  }
+  RETRACED_ASSIGN_OR_RETURN(FailResult result,
+                            EndAttempt(*row, req.outcome, req.error, req.worker, now, counters));
+  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
+  RETRACED_RETURN_IF_ERROR(txn.Commit());
+  return result;
+}
+
+Result<std::vector<Status>> SqliteStore::Heartbeat(std::span<const Lease> leases, Millis lease) {
+  if (lease.count() <= 0) return Status::InvalidArgument("lease must be positive");
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.Now();
+  Txn txn(*db_);
+  RETRACED_RETURN_IF_ERROR(txn.Begin());
+  RETRACED_ASSIGN_OR_RETURN(Stmt * q,
+                            db_->Prepare("UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND "
+                                         "state = 'active' AND lease_token = ?"));
+  std::vector<Status> results;
+  for (const Lease& l : leases) {
+    q->Reset();
+    RETRACED_RETURN_IF_ERROR(q->Bind(1, T(now + lease)).Bind(2, l.job_id).Bind(3, l.token).Run());
+    if (db_->Changes() == 1) {
+      results.push_back(Status::Ok());
+    } else {
+      results.push_back(Status::Conflict("job " + l.job_id + ": lease token " +
+                                         std::to_string(l.token) + " is no longer the job's"));
+    }
+  }
+  RETRACED_RETURN_IF_ERROR(txn.Commit());
+  return results;
+}
+
+Result<std::vector<RecoveredJob>> SqliteStore::RecoverExpired(int max) {
+  if (max < 1 || max > kMaxBatch) {
+    return Status::InvalidArgument("recovery size must be from 1 to 1000");
+  }
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.Now();
+  Txn txn(*db_);
+  RETRACED_RETURN_IF_ERROR(txn.Begin());
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * q, db_->Prepare("SELECT id, lease_expires_at FROM jobs WHERE state = 'active' AND "
+                             "lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?"));
+  q->Bind(1, T(now)).Bind(2, int64_t{max});
+  std::vector<std::pair<std::string, std::string>> expired;
+  while (true) {
+    RETRACED_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    expired.emplace_back(q->Text(0), q->Text(1));
+  }
+  Counters counters;
+  std::vector<RecoveredJob> recovered;
+  for (const auto& [id, expired_at] : expired) {
+    RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(id));
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, ParsePolicy(row->policy));
+    HandlerFailure lost{ErrorClass::kTemporary, std::string(kCodeLeaseExpired),
+                        "the lease of worker " + row->lease_worker + " expired at " + expired_at,
+                        ""};
+    Classified error = Classify(lost, options_.lease_expiry_classes, policy);
+    RETRACED_ASSIGN_OR_RETURN(
+        FailResult r, EndAttempt(*row, Outcome::kLeaseExpired, error, "system", now, counters));
+    recovered.push_back(RecoveredJob{id, row->lease_worker, std::move(r.decision), r.state});
+  }
+  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
+  RETRACED_RETURN_IF_ERROR(txn.Commit());
+  return recovered;
+}
+
+}  // namespace retraced::sqlite

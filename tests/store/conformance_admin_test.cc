@@ -1,0 +1,342 @@
+// Conformance: listing, dead-letter groups, replay, purge, retention, stats.
+#include <set>
+
+#include "store/store_fixture.h"
+
+namespace retraced::testing {
+namespace {
+
+// A filter with one field set.
+template <typename F>
+JobFilter Filter(F set) {
+  JobFilter f;
+  set(f);
+  return f;
+}
+
+class AdminTest : public StoreTest {
+ protected:
+  std::string MakeDead(const std::string& queue, const std::string& code,
+                       const std::string& message, std::string type = "send") {
+    std::string id = Add(Job(queue, std::move(type)));
+    ClaimedJob c = ClaimOne(queue);
+    EXPECT_EQ(c.job.id, id);
+    FailWith(c, ErrorClass::kPermanent, code, message);
+    return id;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, AdminTest, ::testing::ValuesIn(Backends()),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return info.param.name;
+                         });
+
+TEST_P(AdminTest, GetJobOfAnUnknownIdIsNotFound) {
+  Result<retraced::Job> r = store_->GetJob("missing");
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(r.status().message(), "no job missing");
+}
+
+TEST_P(AdminTest, ListFiltersByEveryField) {
+  std::string dead = MakeDead("emails", "INVALID_EMAIL", "no such mailbox 42");
+  std::string a = Add(Job("emails", "send"));
+  clock_.Advance(Millis(10));
+  std::string b = Add(Job("emails", "digest"));
+  std::string other = Add(Job("reports", "build"));
+  auto ids = [&](JobFilter f) {
+    Result<JobPage> p = store_->ListJobs(f);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    std::vector<std::string> out;
+    for (const JobSummary& s : p->jobs) out.push_back(s.job.id);
+    return out;
+  };
+  JobFilter f;
+  EXPECT_EQ(ids(f), (std::vector<std::string>{other, b, a, dead})) << "newest first";
+  f.queue = "emails";
+  EXPECT_EQ(ids(f), (std::vector<std::string>{b, a, dead}));
+  f.state = JobState::kDead;
+  EXPECT_EQ(ids(f), std::vector<std::string>{dead});
+  f = {};
+  f.type = "digest";
+  EXPECT_EQ(ids(f), std::vector<std::string>{b});
+  f = {};
+  f.code = "INVALID_EMAIL";
+  EXPECT_EQ(ids(f), std::vector<std::string>{dead});
+  f = {};
+  f.error_class = ErrorClass::kPermanent;
+  EXPECT_EQ(ids(f), std::vector<std::string>{dead});
+  f = {};
+  f.created_before = clock_.Now() - Millis(5);
+  EXPECT_EQ(ids(f), (std::vector<std::string>{a, dead}));
+  f = {};
+  f.created_after = clock_.Now();
+  EXPECT_EQ(ids(f), (std::vector<std::string>{other, b}));
+
+  Result<JobPage> page = store_->ListJobs(Filter([](JobFilter& f) { f.state = JobState::kDead; }));
+  ASSERT_EQ(page->jobs.size(), 1u);
+  const JobSummary& s = page->jobs[0];
+  ASSERT_TRUE(s.last_error);
+  EXPECT_EQ(s.last_error->code, "INVALID_EMAIL");
+  EXPECT_EQ(s.last_error->message, "no such mailbox 42");
+  EXPECT_TRUE(s.job.attempts.empty()) << "listings carry no history";
+  EXPECT_EQ(s.job.dead->reason, DeadReason::kPermanentError);
+}
+
+TEST_P(AdminTest, PagesCoverEveryJobOnceInOrder) {
+  std::vector<NewJob> batch(23, Job());
+  Result<std::vector<EnqueueResult>> added = store_->Enqueue(batch, "test");
+  ASSERT_TRUE(added.ok());
+  std::vector<std::string> seen;
+  JobFilter f;
+  f.limit = 5;
+  int pages = 0;
+  do {
+    Result<JobPage> p = store_->ListJobs(f);
+    ASSERT_TRUE(p.ok());
+    for (const JobSummary& s : p->jobs) seen.push_back(s.job.id);
+    f.cursor = p->next_cursor;
+    ++pages;
+  } while (!f.cursor.empty());
+  EXPECT_EQ(pages, 5);
+  ASSERT_EQ(seen.size(), 23u);
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], (*added)[22 - i].id);
+  EXPECT_EQ(store_->ListJobs(Filter([](JobFilter& f) { f.limit = 0; })).status().message(),
+            "limit must be from 1 to 1000, got 0");
+  EXPECT_EQ(store_->ListJobs(Filter([](JobFilter& f) { f.cursor = "x1"; })).status().message(),
+            "invalid cursor 'x1'");
+}
+
+TEST_P(AdminTest, DeadJobsAreGroupedByErrorSignature) {
+  MakeDead("emails", "SMTP_REJECTED", "550 mailbox 12 unavailable");
+  MakeDead("emails", "SMTP_REJECTED", "550 mailbox 977 unavailable");
+  std::string newest = MakeDead("emails", "SMTP_REJECTED", "550 mailbox 3 unavailable");
+  MakeDead("emails", "INVALID_EMAIL", "no at sign");
+  MakeDead("hooks", "HTTP_410", "gone");
+  Result<std::vector<DeadGroup>> g =
+      store_->GroupDead(Filter([](JobFilter& f) { f.queue = "emails"; }));
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  ASSERT_EQ(g->size(), 2u);
+  const DeadGroup& big = (*g)[0];
+  EXPECT_EQ(big.queue, "emails");
+  EXPECT_EQ(big.code, "SMTP_REJECTED");
+  EXPECT_EQ(big.error_class, ErrorClass::kPermanent);
+  EXPECT_EQ(big.signature, "# mailbox # unavailable");
+  EXPECT_EQ(big.count, 3);
+  EXPECT_EQ(big.sample_job_id, newest);
+  EXPECT_EQ(big.sample_message, "550 mailbox 3 unavailable");
+  EXPECT_EQ(big.reasons.at(DeadReason::kPermanentError), 3);
+  EXPECT_EQ((*g)[1].code, "INVALID_EMAIL");
+  EXPECT_EQ(store_->GroupDead(JobFilter{})->size(), 3u);
+}
+
+TEST_P(AdminTest, ReplayPutsADeadJobBackWithItsHistoryAndRecordsWhoDidIt) {
+  std::string id = MakeDead("emails", "SMTP_AUTH", "bad credentials");
+  clock_.Advance(Millis(60'000));
+  ReplayRequest req;
+  req.filter.ids = {id};
+  req.by = "alice";
+  req.note = "rotated the SMTP password";
+  Result<ReplayResult> r = store_->ReplayJobs(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->replayed, std::vector<std::string>{id});
+
+  retraced::Job j = Get(id);
+  EXPECT_EQ(j.state, JobState::kReady);
+  EXPECT_FALSE(j.dead);
+  ASSERT_TRUE(j.replay);
+  EXPECT_EQ(j.replay->by, "alice");
+  EXPECT_EQ(j.replay->note, "rotated the SMTP password");
+  EXPECT_EQ(j.replay->at, clock_.Now());
+  EXPECT_EQ(j.replay->mode, Replay::Mode::kFresh);
+  EXPECT_EQ(j.attempts.size(), 1u) << "history is kept";
+  const Event& e = j.events.back();
+  EXPECT_EQ(e.reason, "replayed");
+  EXPECT_EQ(e.from, JobState::kDead);
+  EXPECT_EQ(e.to, JobState::kReady);
+  EXPECT_EQ(e.actor, "alice");
+  EXPECT_EQ(e.note, "mode fresh: rotated the SMTP password");
+
+  ClaimedJob c = ClaimOne();
+  EXPECT_EQ(c.job.id, id);
+  EXPECT_EQ(c.attempt.trigger, Trigger::kManual);
+  EXPECT_EQ(c.attempt.n, 2);
+  // A fresh budget: the policy's two retries are available again.
+  FailResult f = FailWith(c, ErrorClass::kTemporary, "SMTP_AUTH");
+  EXPECT_EQ(f.decision.action, Action::kRetry);
+  EXPECT_EQ(f.decision.reason,
+            "temporary error SMTP_AUTH; fixed, retry 1 of 2: 2s; next run 12:01:02.000Z");
+  EXPECT_EQ(StatsOf("emails").counters["replayed"], 1);
+  EXPECT_EQ(StatsOf("emails").counters["attempts_manual"], 1);
+}
+
+TEST_P(AdminTest, ReplayWithMoreGivesExactlyThatManyRuns) {
+  std::string id = MakeDead("emails", "X", "x");
+  ReplayRequest req;
+  req.filter.ids = {id};
+  req.by = "ops";
+  req.mode = Replay::Mode::kMore;
+  req.more = 1;
+  ASSERT_TRUE(store_->ReplayJobs(req).ok());
+  EXPECT_EQ(Get(id).replay->mode, Replay::Mode::kMore);
+  FailResult f = FailWith(ClaimOne(), ErrorClass::kTemporary, "X");
+  EXPECT_EQ(f.decision.dead_reason, DeadReason::kAttemptsExhausted);
+  EXPECT_EQ(f.decision.reason, "temporary error X; the replay allowed 1 run and all were used");
+}
+
+TEST_P(AdminTest, ReplayByFilterTakesTheMatchingDeadJobsOnly) {
+  std::string a = MakeDead("emails", "SMTP_AUTH", "bad creds");
+  std::string b = MakeDead("emails", "SMTP_AUTH", "bad creds");
+  std::string other_code = MakeDead("emails", "INVALID_EMAIL", "x");
+  std::string other_queue = MakeDead("hooks", "SMTP_AUTH", "x");
+  ReplayRequest req;
+  req.filter.queue = "emails";
+  req.filter.code = "SMTP_AUTH";
+  req.by = "ops";
+  req.dry_run = true;
+  Result<ReplayResult> dry = store_->ReplayJobs(req);
+  ASSERT_TRUE(dry.ok());
+  EXPECT_EQ(std::set<std::string>(dry->replayed.begin(), dry->replayed.end()),
+            (std::set<std::string>{a, b}));
+  EXPECT_EQ(Get(a).state, JobState::kDead) << "a dry run changes nothing";
+  EXPECT_EQ(Get(a).events.size(), 3u);
+  req.dry_run = false;
+  ASSERT_EQ(store_->ReplayJobs(req)->replayed.size(), 2u);
+  EXPECT_EQ(Get(a).state, JobState::kReady);
+  EXPECT_EQ(Get(b).state, JobState::kReady);
+  EXPECT_EQ(Get(other_code).state, JobState::kDead);
+  EXPECT_EQ(Get(other_queue).state, JobState::kDead);
+}
+
+TEST_P(AdminTest, ReplayRefusesLiveJobsUnknownIdsAndAMissingOperatorChangingNothing) {
+  std::string dead = MakeDead("emails", "X", "x");
+  std::string live = Add(Job());
+  ReplayRequest req;
+  req.filter.ids = {dead, live};
+  req.by = "ops";
+  Result<ReplayResult> r = store_->ReplayJobs(req);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().message(),
+            "job " + live + " is ready; only dead or cancelled jobs can be replayed");
+  EXPECT_EQ(Get(dead).state, JobState::kDead) << "all or nothing";
+  req.filter.ids = {"ghost"};
+  EXPECT_EQ(store_->ReplayJobs(req).status().code(), StatusCode::kNotFound);
+  req.filter.ids = {dead};
+  req.by = "";
+  EXPECT_EQ(store_->ReplayJobs(req).status().message(), "the operator's name (--by) is required");
+}
+
+TEST_P(AdminTest, ReplayWithAFreshBudgetRestartsThePolicysDeadline) {
+  NewJob n = Job();
+  n.policy = *ParsePolicy("fixed(1s, retries=3, deadline=10s)");
+  std::string id = Add(n);
+  FailWith(ClaimOne(), ErrorClass::kPermanent, "X");
+  clock_.Advance(Millis(3'600'000));
+  ReplayRequest req;
+  req.filter.ids = {id};
+  req.by = "ops";
+  ASSERT_TRUE(store_->ReplayJobs(req).ok());
+  EXPECT_EQ(Get(id).deadline_at, clock_.Now() + Millis(10'000));
+  EXPECT_EQ(FailWith(ClaimOne(), ErrorClass::kTemporary, "X").decision.action, Action::kRetry);
+}
+
+TEST_P(AdminTest, PurgeDeletesFinishedJobsWithTheirHistoryAndCountsThem) {
+  std::string dead = MakeDead("emails", "X", "x");
+  std::string live = Add(Job());
+  PurgeRequest req;
+  req.state = JobState::kDead;
+  req.by = "ops";
+  req.dry_run = true;
+  EXPECT_EQ(store_->Purge(req)->purged, 1);
+  EXPECT_TRUE(store_->GetJob(dead).ok());
+  req.dry_run = false;
+  EXPECT_EQ(store_->Purge(req)->purged, 1);
+  EXPECT_EQ(store_->GetJob(dead).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetJob(live).ok());
+  EXPECT_EQ(StatsOf("emails").counters["purged"], 1);
+
+  PurgeRequest named;
+  named.ids = {live};
+  named.by = "ops";
+  EXPECT_EQ(store_->Purge(named).status().message(),
+            "job " + live + " is ready; live jobs are never purged");
+  named.ids = {};
+  named.state = JobState::kReady;
+  EXPECT_EQ(store_->Purge(named).status().code(), StatusCode::kInvalidArgument);
+  named.state.reset();
+  named.by = "";
+  EXPECT_EQ(store_->Purge(named).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(AdminTest, PurgeOlderThanKeepsRecentJobs) {
+  std::string old = MakeDead("emails", "X", "x");
+  clock_.Advance(Millis(3'600'000));
+  std::string recent = MakeDead("emails", "X", "x");
+  PurgeRequest req;
+  req.older_than = Millis(1'800'000);
+  req.by = "ops";
+  EXPECT_EQ(store_->Purge(req)->purged, 1);
+  EXPECT_FALSE(store_->GetJob(old).ok());
+  EXPECT_TRUE(store_->GetJob(recent).ok());
+}
+
+TEST_P(AdminTest, RetentionTrimsCompletedJobsAndCountsEveryTrim) {
+  StoreOptions o;
+  o.retention.completed_max_count = 2;
+  o.retention.dead_max_age = Millis(60'000);
+  Reopen(o);
+  std::vector<std::string> done;
+  for (int i = 0; i < 5; ++i) {
+    done.push_back(Add(Job()));
+    CompleteOk(ClaimOne());
+    clock_.Advance(Millis(1));
+  }
+  std::string dead = MakeDead("emails", "X", "x");
+  std::string live = Add(Job());
+  EXPECT_EQ(*store_->ApplyRetention(), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(store_->GetJob(done[i]).ok()) << i;
+  EXPECT_TRUE(store_->GetJob(done[3]).ok());
+  EXPECT_TRUE(store_->GetJob(done[4]).ok());
+  EXPECT_TRUE(store_->GetJob(dead).ok()) << "not old enough yet";
+  clock_.Advance(Millis(60'000));
+  EXPECT_EQ(*store_->ApplyRetention(), 1);
+  EXPECT_FALSE(store_->GetJob(dead).ok());
+  EXPECT_TRUE(store_->GetJob(live).ok());
+  EXPECT_EQ(StatsOf("emails").counters["trimmed"], 4);
+  EXPECT_EQ(*store_->ApplyRetention(), 0);
+}
+
+TEST_P(AdminTest, StatsCountStatesAttemptsRetriesAndDeaths) {
+  Add(Job());
+  Add(Job());
+  NewJob later = Job();
+  later.run_at = clock_.Now() + Millis(60'000);
+  Add(later);
+  ClaimedJob c = ClaimOne();
+  FailWith(c, ErrorClass::kTemporary, "X");
+  clock_.Advance(Millis(2000));
+  std::vector<ClaimedJob> both = ClaimN("emails", 2);
+  ASSERT_EQ(both.size(), 2u);
+  CompleteOk(both[0]);
+  FailWith(both[1], ErrorClass::kPermanent, "Y");
+  QueueStats s = StatsOf("emails");
+  EXPECT_EQ(s.queue, "emails");
+  EXPECT_EQ(s.states[JobState::kScheduled], 1);
+  EXPECT_EQ(s.states[JobState::kCompleted], 1);
+  EXPECT_EQ(s.states[JobState::kDead], 1);
+  EXPECT_EQ(s.counters["enqueued"], 3);
+  EXPECT_EQ(s.counters["attempts"], 3);
+  EXPECT_EQ(s.counters["attempts_initial"], 2);
+  EXPECT_EQ(s.counters["attempts_auto"], 1);
+  EXPECT_EQ(s.counters["retries_scheduled"], 1);
+  EXPECT_EQ(s.counters["completed"], 1);
+  EXPECT_EQ(s.counters["failed"], 2);
+  EXPECT_EQ(s.counters["dead_permanent_error"], 1);
+  Add(Job("other"));
+  Result<std::vector<QueueStats>> all = store_->Stats(std::nullopt);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].queue, "emails");
+  EXPECT_EQ((*all)[1].queue, "other");
+}
+
+}  // namespace
+}  // namespace retraced::testing

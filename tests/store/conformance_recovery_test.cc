@@ -1,0 +1,165 @@
+// Conformance: expired leases, recovery, poison, cancel.
+#include <thread>
+
+#include "store/store_fixture.h"
+
+namespace retraced::testing {
+namespace {
+
+TEST_P(StoreTest, AnExpiredLeaseEndsTheAttemptAndTheNextRunIsARecovery) {
+  std::string id = Add(Job());
+  ClaimedJob c = ClaimOne("emails", "host-a/1", Millis(1000));
+  clock_.Advance(Millis(1000));
+  EXPECT_TRUE(store_->RecoverExpired(10)->empty()) << "expiry is strictly after the deadline";
+  clock_.Advance(Millis(1));
+  Result<std::vector<RecoveredJob>> r = store_->RecoverExpired(10);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].job_id, id);
+  EXPECT_EQ((*r)[0].worker, "host-a/1");
+  EXPECT_EQ((*r)[0].decision.action, Action::kRetry);
+  EXPECT_EQ((*r)[0].state, JobState::kRetryWait);
+
+  retraced::Job j = Get(id);
+  const Attempt& a = j.attempts.at(0);
+  EXPECT_EQ(a.outcome, Outcome::kLeaseExpired);
+  ASSERT_TRUE(a.error);
+  EXPECT_EQ(a.error->code, "LEASE_EXPIRED");
+  EXPECT_EQ(a.error->error_class, ErrorClass::kTemporary);
+  EXPECT_EQ(a.error->message, "the lease of worker host-a/1 expired at 2026-11-28T12:00:01.000Z");
+  EXPECT_EQ(j.events.back().reason, "lease_expired");
+  EXPECT_EQ(j.events.back().actor, "system");
+
+  // The late worker's ack is refused.
+  Completion late{c.lease, "host-a/1"};
+  EXPECT_EQ((*store_->Complete({&late, 1}))[0].code(), StatusCode::kConflict);
+  clock_.Advance(Millis(2000));
+  ClaimedJob again = ClaimOne("emails", "host-b/2");
+  EXPECT_EQ(again.attempt.trigger, Trigger::kRecovery);
+  EXPECT_EQ(again.attempt.n, 2);
+  CompleteOk(again);
+  EXPECT_EQ(StatsOf("emails").counters["attempts_recovery"], 1);
+}
+
+TEST_P(StoreTest, AJobWhoseWorkersDieThreeTimesInARowIsPoison) {
+  NewJob n = Job();
+  n.policy = *ParsePolicy("immediate(10)");
+  std::string id = Add(n);
+  for (int i = 1; i <= 3; ++i) {
+    ClaimOne("emails", "crasher-" + std::to_string(i), Millis(100));
+    clock_.Advance(Millis(101));
+    Result<std::vector<RecoveredJob>> r = store_->RecoverExpired(10);
+    ASSERT_EQ(r->size(), 1u);
+    EXPECT_EQ((*r)[0].decision.action, i < 3 ? Action::kRetry : Action::kDead);
+  }
+  retraced::Job j = Get(id);
+  EXPECT_EQ(j.state, JobState::kDead);
+  EXPECT_EQ(j.dead->reason, DeadReason::kPoison);
+  ASSERT_EQ(j.dead->evidence.size(), 4u);
+  EXPECT_EQ(j.dead->evidence[0],
+            "attempt 1 (initial) on crasher-1 at 2026-11-28T12:00:00.000Z: lease_expired, "
+            "temporary error LEASE_EXPIRED: the lease of worker crasher-1 expired at "
+            "2026-11-28T12:00:00.100Z");
+  EXPECT_NE(j.dead->evidence[2].find("crasher-3"), std::string::npos);
+  EXPECT_EQ(j.dead->evidence[3],
+            "lease expired 3 times in a row: each time, the worker running it died or stopped "
+            "heartbeating (poison after 3)");
+}
+
+TEST_P(StoreTest, AnOrdinaryFailureBreaksTheLeaseExpiryStreak) {
+  NewJob n = Job();
+  n.policy = *ParsePolicy("immediate(10)");
+  std::string id = Add(n);
+  auto lose = [&] {
+    ClaimOne("emails", "w", Millis(100));
+    clock_.Advance(Millis(101));
+    return (*store_->RecoverExpired(10)).at(0).decision.action;
+  };
+  EXPECT_EQ(lose(), Action::kRetry);
+  EXPECT_EQ(lose(), Action::kRetry);
+  FailWith(ClaimOne(), ErrorClass::kTemporary, "X");
+  EXPECT_EQ(lose(), Action::kRetry);
+  EXPECT_EQ(lose(), Action::kRetry);
+  EXPECT_EQ(lose(), Action::kDead);
+  EXPECT_EQ(Get(id).dead->reason, DeadReason::kPoison);
+}
+
+TEST_P(StoreTest, PoisonThresholdIsAStoreSetting) {
+  StoreOptions o;
+  o.poison_after = 1;
+  Reopen(o);
+  std::string id = Add(Job());
+  ClaimOne("emails", "w", Millis(100));
+  clock_.Advance(Millis(101));
+  EXPECT_EQ((*store_->RecoverExpired(10)).at(0).decision.dead_reason, DeadReason::kPoison);
+}
+
+TEST_P(StoreTest, ManyRecoverersRecoverEachExpiredAttemptOnce) {
+  std::vector<NewJob> batch(40, Job("lost"));
+  ASSERT_TRUE(store_->Enqueue(batch, "test").ok());
+  ASSERT_EQ(ClaimN("lost", 40, "dead-worker", Millis(100)).size(), 40u);
+  clock_.Advance(Millis(500));
+  std::atomic<int> recovered{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([this, &recovered] {
+      std::unique_ptr<Store> mine = OpenAnother();
+      for (int i = 0; i < 20; ++i) {
+        Result<std::vector<RecoveredJob>> r = mine->RecoverExpired(3);
+        if (!r.ok()) {
+          ADD_FAILURE() << r.status().ToString();
+          return;
+        }
+        recovered += static_cast<int>(r->size());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(recovered.load(), 40);
+  QueueStats s = StatsOf("lost");
+  EXPECT_EQ(s.counters["lease_expired"], 40);
+  EXPECT_EQ(s.states[JobState::kRetryWait], 40);
+}
+
+TEST_P(StoreTest, LeaseExpiryClassificationIsConfigurable) {
+  StoreOptions o;
+  o.lease_expiry_classes.codes["LEASE_EXPIRED"] = ErrorClass::kPermanent;
+  Reopen(o);
+  std::string id = Add(Job());
+  ClaimOne("emails", "w", Millis(100));
+  clock_.Advance(Millis(101));
+  EXPECT_EQ((*store_->RecoverExpired(10)).at(0).decision.dead_reason, DeadReason::kPermanentError);
+}
+
+TEST_P(StoreTest, CancelStopsALiveJobAndRecordsWhoAndWhy) {
+  std::string waiting = Add(Job());
+  ASSERT_TRUE(store_->Cancel(waiting, "alice", "customer unsubscribed").ok());
+  retraced::Job j = Get(waiting);
+  EXPECT_EQ(j.state, JobState::kCancelled);
+  EXPECT_EQ(j.dead->reason, DeadReason::kCancelled);
+  EXPECT_EQ(j.dead->evidence,
+            std::vector<std::string>{"cancelled by alice: customer unsubscribed"});
+  EXPECT_EQ(j.events.back().reason, "cancelled");
+  EXPECT_EQ(j.events.back().actor, "alice");
+  EXPECT_EQ(j.events.back().note, "customer unsubscribed");
+  EXPECT_TRUE(ClaimN("emails", 5).empty());
+
+  std::string running = Add(Job());
+  ClaimedJob c = ClaimOne();
+  ASSERT_TRUE(store_->Cancel(running, "bob", "").ok());
+  Completion late{c.lease, "w1"};
+  EXPECT_EQ((*store_->Complete({&late, 1}))[0].code(), StatusCode::kConflict)
+      << "the worker's ack is refused after a cancel";
+  retraced::Job r = Get(running);
+  EXPECT_EQ(r.state, JobState::kCancelled);
+  ASSERT_TRUE(r.attempts[0].ended_at);
+  EXPECT_EQ(r.attempts[0].decision->dead_reason, DeadReason::kCancelled);
+
+  EXPECT_EQ(store_->Cancel(running, "bob", "").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Cancel("nope", "bob", "").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Cancel(Add(Job()), "", "").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatsOf("emails").counters["cancelled"], 2);
+}
+
+}  // namespace
+}  // namespace retraced::testing
