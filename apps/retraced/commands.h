@@ -16,6 +16,9 @@ inline constexpr int kExitBadInput = 2;  // bad flags, arguments or input; nothi
 using RunFn = std::function<int()>;
 
 void AddPolicyCommand(CLI::App& app, RunFn& run);
+void AddEnqueueCommand(CLI::App& app, RunFn& run);
+void AddJobsCommand(CLI::App& app, RunFn& run);  // also `stats`
+void AddDlqCommand(CLI::App& app, RunFn& run);
 
 }  // namespace retraced::cli
 

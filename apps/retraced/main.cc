@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "store_flags.h"
 
 int main(int argc, char** argv) {
   using namespace retraced::cli;
@@ -11,7 +12,11 @@ int main(int argc, char** argv) {
       "retraced"};
   app.set_version_flag("--version", "retraced 0.1.0");
   app.require_subcommand(1);
+  AddStoreFlag(app, GlobalStoreFlags());
   RunFn run;
+  AddEnqueueCommand(app, run);
+  AddJobsCommand(app, run);
+  AddDlqCommand(app, run);
   AddPolicyCommand(app, run);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
