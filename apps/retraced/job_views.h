@@ -12,7 +12,7 @@ namespace retraced::cli {
 
 struct ListOptions {
   StoreFlags store;
-  std::string queue, state, type, code, error_class, cursor;
+  std::string queue, state, type, code, error_class, cursor, since, until;
   int limit = 50;
   bool json = false;
   bool dead_only = false;  // set by `dlq list`

@@ -1,6 +1,7 @@
 // retraced jobs list|show|cancel, and retraced stats.
 #include <iostream>
 #include <memory>
+#include <tuple>
 
 #include "commands.h"
 #include "job_views.h"
@@ -21,6 +22,21 @@ struct StatsOptions {
   std::string queue;
   bool json = false;
 };
+
+}  // namespace
+
+namespace {
+
+// An RFC 3339 instant, or a duration meaning that long before `now`.
+Result<TimePoint> InstantOrAgo(const std::string& text, TimePoint now) {
+  if (Result<Millis> ago = ParseDuration(text); ago.ok()) return now - *ago;
+  Result<TimePoint> t = ParseTime(text);
+  if (!t.ok()) {
+    return Status::InvalidArgument("'" + text +
+                                   "' is neither a time (RFC 3339) nor a duration such as 1h");
+  }
+  return t;
+}
 
 }  // namespace
 
@@ -45,6 +61,13 @@ int RunList(const ListOptions& o) {
   f.cursor = o.cursor;
   std::unique_ptr<Store> store = OpenOrReport(o.store, &exit_code);
   if (!store) return exit_code;
+  for (auto [flag, text, bound] : {std::tuple{"--since", &o.since, &f.created_after},
+                                   std::tuple{"--until", &o.until, &f.created_before}}) {
+    if (text->empty()) continue;
+    Result<TimePoint> t = InstantOrAgo(*text, store->Now());
+    if (!t.ok()) return Report(t.status().WithContext(flag));
+    *bound = *t;
+  }
   Result<JobPage> page = store->ListJobs(f);
   if (!page.ok()) return Report(page.status());
   if (o.json) {
@@ -111,6 +134,9 @@ void AddListOptions(CLI::App& cmd, const std::shared_ptr<ListOptions>& o, bool w
   cmd.add_option("--code", o->code, "Only jobs whose latest error has this code");
   cmd.add_option("--class", o->error_class,
                  "Only jobs whose latest error is of this class: temporary or permanent");
+  cmd.add_option("--since", o->since,
+                 "Only jobs created at or after this time (RFC 3339) or this long ago (e.g. 1h)");
+  cmd.add_option("--until", o->until, "Only jobs created before this time or this long ago");
   cmd.add_option("--limit", o->limit, "Jobs per page, 1 to 1000 (default 50)");
   cmd.add_option("--cursor", o->cursor, "Continue after the page that printed this cursor");
   cmd.add_flag("--json", o->json, "Print JSON");

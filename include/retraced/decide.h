@@ -43,7 +43,7 @@ struct RetryContext {
 };
 
 // The deadline a policy's deadline= gives a job whose retries start counting
-// at `from`: its creation, or a manual replay with a fresh budget. Stores set
+// at `from`: its creation, or a manual replay. Stores set
 // Job::deadline_at from it unless the producer gave one.
 std::optional<TimePoint> DeadlineAt(const RetryPolicy& policy, TimePoint from);
 

@@ -1,11 +1,11 @@
 // The store: where jobs and their whole history live. One interface in domain
 // terms, implemented by every backend (SQLite embedded, Redis distributed);
 // no backend type crosses it, and one conformance suite
-// (tests/store/conformance_test.cc) holds every backend to it.
+// (tests/store/conformance_*_test.cc) holds every backend to it.
 //
 // Every operation is atomic: it happens completely or not at all, and every
-// state change it makes appends an event. Time comes from the store's own
-// clock (Now()), so that all workers sharing a store agree about it.
+// state change it makes appends an event. Reads see one consistent snapshot. Time comes from the
+// store's own clock (Now()), so that all workers sharing a store agree about it.
 //
 // Thread-safety: implementations are safe to call from many threads at once,
 // and several processes may share one store.
@@ -124,7 +124,7 @@ struct JobPage {
 // message signature (the message with numbers and ids blanked out).
 struct DeadGroup {
   std::string queue;
-  std::optional<ErrorClass> error_class;  // unset for jobs dead without an error (poison)
+  std::optional<ErrorClass> error_class;  // every dead job has an error (poison: LEASE_EXPIRED)
   std::string code;
   std::string signature;
   int64_t count = 0;
@@ -136,8 +136,11 @@ struct DeadGroup {
 };
 
 struct ReplayRequest {
-  JobFilter filter;  // which dead (or cancelled) jobs; filter.state is ignored
-  std::string by;    // operator, required
+  // Which jobs: filter.ids names dead or cancelled jobs (and the other fields
+  // are then ignored); without ids, the dead jobs matching the filter.
+  // filter.state and filter.limit are ignored.
+  JobFilter filter;
+  std::string by;  // operator, required
   std::string note;
   Replay::Mode mode = Replay::Mode::kFresh;
   int more = 0;  // with kMore: runs allowed, the replayed one included
@@ -167,7 +170,7 @@ struct QueueStats {
   std::map<JobState, int64_t> states;       // jobs stored now, per state
   std::map<std::string, int64_t> counters;  // since the store was created: enqueued,
                                             // attempts, attempts_initial|auto|manual|recovery,
-                                            // completed, failed, retries_scheduled,
+                                            // completed, failed, lease_expired, retries_scheduled,
                                             // dead_<reason>, replayed, cancelled, purged,
                                             // trimmed, stale_refused
 };
@@ -229,7 +232,8 @@ class Store {
   virtual Result<std::vector<DeadGroup>> GroupDead(const JobFilter& filter) = 0;
 
   // Puts dead or cancelled jobs back to ready. Each keeps its id and history;
-  // its next attempt has trigger `manual`. InvalidArgument without `by`;
+  // its next attempt has trigger `manual`. When the policy has deadline=, the
+  // job's deadline restarts from the replay (in either mode). InvalidArgument without `by`;
   // FailedPrecondition when filter.ids names a job that is not dead or cancelled.
   virtual Result<ReplayResult> ReplayJobs(const ReplayRequest& req) = 0;
 

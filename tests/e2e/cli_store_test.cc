@@ -173,6 +173,17 @@ TEST_F(CliStoreTest, ListFiltersAndPages) {
   Json next = JsonOf(
       Run({"jobs", "list", "--queue", "emails", "--limit", "2", "--cursor", cursor, "--json"}));
   EXPECT_EQ(next["jobs"][0]["id"], ids[2]);
+  EXPECT_EQ(JsonOf(Run({"jobs", "list", "--since", "1h", "--json"}))["jobs"].size(), 6u);
+  EXPECT_EQ(JsonOf(Run({"jobs", "list", "--until", "1h", "--json"}))["jobs"].size(), 0u);
+  EXPECT_EQ(JsonOf(Run({"jobs", "list", "--since", "2000-01-01T00:00:00Z", "--until",
+                        "2099-01-01T00:00:00Z", "--json"}))["jobs"]
+                .size(),
+            6u);
+  ProcessResult bad_since = Run({"jobs", "list", "--since", "yesterday"});
+  EXPECT_EQ(bad_since.exit_code, 2);
+  EXPECT_EQ(
+      bad_since.err,
+      "retraced: --since: 'yesterday' is neither a time (RFC 3339) nor a duration such as 1h\n");
   ProcessResult table = Run({"jobs", "list", "--queue", "emails", "--limit", "2"});
   EXPECT_NE(table.out.find("more: --cursor " + cursor), std::string::npos) << table.out;
 }

@@ -117,8 +117,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
   sqlite3_extended_result_codes(raw, 1);
   // journal_mode=WAL needs the file writable: this is where a read-only or
   // inaccessible file shows up.
-  Status s =
-      db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  Status s = db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
   if (!s.ok()) {
     return Status(s.code() == StatusCode::kInternal ? StatusCode::kInvalidArgument : s.code(),
                   "cannot open sqlite:" + path + ": " + s.message());
@@ -167,7 +166,7 @@ Txn::~Txn() {
 }
 
 Status Txn::Begin() {
-  RETRACED_RETURN_IF_ERROR(db_.Exec("BEGIN IMMEDIATE"));
+  RETRACED_RETURN_IF_ERROR(db_.Exec(read_only_ ? "BEGIN" : "BEGIN IMMEDIATE"));
   open_ = true;
   return Status::Ok();
 }

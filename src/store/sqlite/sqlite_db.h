@@ -19,8 +19,9 @@
 
 namespace retraced::sqlite {
 
-// Status for an SQLite result code: BUSY/LOCKED -> Unavailable, CANTOPEN/PERM/
-// READONLY -> InvalidArgument, others -> Internal. The message names `what`.
+// Status for an SQLite result code: BUSY/LOCKED -> Unavailable; CANTOPEN/PERM/
+// READONLY/NOTADB -> InvalidArgument; CONSTRAINT -> Conflict; others ->
+// Internal. The message names `what`.
 Status StatusFrom(int rc, std::string_view what, sqlite3* db);
 
 // A prepared statement. Bind parameters are 1-based; column indexes 0-based.
@@ -60,8 +61,8 @@ class Stmt {
 
 class Db {
  public:
-  // Opens (creating when missing) the file at `path` with WAL, synchronous=NORMAL,
-  // foreign keys and a busy timeout, so several processes can share it.
+  // Opens (creating when missing) the file at `path` with WAL, synchronous=NORMAL
+  // and a busy timeout, so several processes can share it.
   static Result<std::unique_ptr<Db>> Open(const std::string& path, int busy_timeout_ms = 10'000);
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
@@ -88,7 +89,9 @@ class Db {
 // writers never deadlock upgrading), ROLLBACK on destruction unless committed.
 class Txn {
  public:
-  explicit Txn(Db& db) : db_(db) {}
+  // A write transaction (BEGIN IMMEDIATE), or with `read_only` a deferred one
+  // that gives the reads inside it one consistent snapshot.
+  explicit Txn(Db& db, bool read_only = false) : db_(db), read_only_(read_only) {}
   Txn(const Txn&) = delete;
   Txn& operator=(const Txn&) = delete;
   ~Txn();
@@ -98,6 +101,7 @@ class Txn {
 
  private:
   Db& db_;
+  bool read_only_;
   bool open_ = false;
 };
 

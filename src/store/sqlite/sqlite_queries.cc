@@ -50,6 +50,8 @@ Result<Where> WhereFor(const JobFilter& f, bool with_state) {
 
 Result<Job> SqliteStore::GetJob(std::string_view id) {
   std::lock_guard lock(mu_);
+  Txn snapshot(*db_, /*read_only=*/true);
+  RETRACED_RETURN_IF_ERROR(snapshot.Begin());
   RETRACED_ASSIGN_OR_RETURN(
       Stmt * q, db_->Prepare(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?"));
   q->Bind(1, id);
@@ -104,6 +106,8 @@ Result<std::vector<DeadGroup>> SqliteStore::GroupDead(const JobFilter& filter) {
   RETRACED_ASSIGN_OR_RETURN(Where w, WhereFor(filter, false));
   w.AddRaw("state = 'dead'");
   std::lock_guard lock(mu_);
+  Txn snapshot(*db_, /*read_only=*/true);
+  RETRACED_RETURN_IF_ERROR(snapshot.Begin());
   RETRACED_ASSIGN_OR_RETURN(
       Stmt * q, db_->Prepare("SELECT queue, last_error_class, coalesce(last_error_code, ''), "
                              "coalesce(last_error_signature, ''), dead_reason, count(*), max(seq), "
@@ -161,6 +165,8 @@ Result<std::vector<DeadGroup>> SqliteStore::GroupDead(const JobFilter& filter) {
 
 Result<std::vector<QueueStats>> SqliteStore::Stats(std::optional<std::string_view> queue) {
   std::lock_guard lock(mu_);
+  Txn snapshot(*db_, /*read_only=*/true);
+  RETRACED_RETURN_IF_ERROR(snapshot.Begin());
   std::map<std::string, QueueStats> by_queue;
   const std::string where = queue ? " WHERE queue = ?" : "";
   RETRACED_ASSIGN_OR_RETURN(Stmt * states, db_->Prepare("SELECT queue, state, count(*) FROM jobs" +

@@ -1,0 +1,137 @@
+// SQLite-specific behaviour: the file, its schema and migrations, and several
+// processes sharing it.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "store/sqlite/sqlite_store.h"
+#include "support/subprocess.h"
+
+namespace retraced {
+namespace {
+
+class SqliteFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("retraced-sqlite-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "jobs.db").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+TEST_F(SqliteFileTest, ANewFileGetsTheSchemaOnceAndWalMode) {
+  {
+    Result<std::unique_ptr<sqlite::SqliteStore>> s = sqlite::SqliteStore::Open(path_, {});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(*(*s)->SchemaVersion(), 1);
+  }
+  // Reopening applies nothing twice.
+  Result<std::unique_ptr<sqlite::SqliteStore>> again = sqlite::SqliteStore::Open(path_, {});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*(*again)->SchemaVersion(), 1);
+  testing::ProcessResult mode = testing::RunProcess(
+      {"sqlite3", path_, "PRAGMA journal_mode; SELECT count(*) FROM schema_version;"});
+  ASSERT_EQ(mode.exit_code, 0) << mode.err;
+  EXPECT_EQ(mode.out, "wal\n1\n");
+}
+
+TEST_F(SqliteFileTest, AFileThatIsNotADatabaseIsRefusedAndLeftAlone) {
+  { std::ofstream(path_) << "these are my notes, not a database\n"; }
+  Result<std::unique_ptr<Store>> s = OpenStore("sqlite:" + path_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(s.status().message().starts_with("cannot open sqlite:" + path_))
+      << s.status().message();
+  std::ifstream in(path_);
+  std::string content((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(content, "these are my notes, not a database\n");
+}
+
+TEST_F(SqliteFileTest, StoreUrlsNameTheFile) {
+  EXPECT_TRUE(OpenStore("sqlite://" + path_).ok());
+  EXPECT_TRUE(std::filesystem::exists(path_));
+  EXPECT_EQ(OpenStore("sqlite:").status().message(),
+            "store URL 'sqlite:' names no file; expected sqlite:PATH");
+  EXPECT_EQ(OpenStore("mysql://db").status().message(),
+            "unknown store URL scheme 'mysql' in 'mysql://db'; expected sqlite:PATH");
+}
+
+TEST_F(SqliteFileTest, HistoryIsQueryableWithTheSqliteShell) {
+  std::unique_ptr<Store> store = std::move(*OpenStore("sqlite:" + path_));
+  NewJob n;
+  n.queue = "emails";
+  n.type = "send";
+  n.policy = *ParsePolicy("fixed(1s, retries=1)");
+  std::string id = (*store->Enqueue({&n, 1}, "test"))[0].id;
+  std::vector<ClaimedJob> c = *store->Claim(ClaimRequest{"emails", "w1", 1, Millis(10'000)});
+  FailRequest f;
+  f.lease = c[0].lease;
+  f.worker = "w1";
+  f.error =
+      Classify({ErrorClass::kTemporary, "TIMEOUT", "took too long", ""}, {}, n.policy.value());
+  ASSERT_TRUE(store->Fail(f).ok());
+  testing::ProcessResult r = testing::RunProcess(
+      {"sqlite3", path_,
+       "SELECT job_id, n, trigger, outcome, error_code, action, delay_ms FROM attempts "
+       "WHERE error_code = 'TIMEOUT' AND started_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 "
+       "hour');"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, id + "|1|initial|failed|TIMEOUT|retry|1000\n");
+}
+
+TEST_F(SqliteFileTest, SeveralProcessesShareOneFileAndNoJobRunsTwice) {
+  const std::string url = "sqlite:" + path_;
+  constexpr int kJobs = 2000;
+  {
+    std::unique_ptr<Store> store = std::move(*OpenStore(url));
+    std::vector<NewJob> batch(kJobs);
+    for (NewJob& j : batch) {
+      j.queue = "shared";
+      j.type = "noop";
+    }
+    ASSERT_TRUE(store->Enqueue(batch, "test").ok());
+  }
+  constexpr int kProcesses = 4;
+  std::vector<testing::ProcessResult> results(kProcesses);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProcesses; ++p) {
+    threads.emplace_back([&, p] {
+      results[p] = testing::RunProcess(
+          {STORE_CLAIMER_BIN, url, "shared", "proc-" + std::to_string(p), "10"});
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::multiset<std::string> claimed;
+  int busy_processes = 0;
+  for (const testing::ProcessResult& r : results) {
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::istringstream lines(r.out);
+    int mine = 0;
+    for (std::string id; std::getline(lines, id);) {
+      claimed.insert(id);
+      ++mine;
+    }
+    busy_processes += mine > 0;
+  }
+  EXPECT_EQ(claimed.size(), static_cast<size_t>(kJobs));
+  EXPECT_EQ(std::set<std::string>(claimed.begin(), claimed.end()).size(),
+            static_cast<size_t>(kJobs))
+      << "a job was claimed by two processes";
+  EXPECT_GE(busy_processes, 2) << "the processes should have shared the work";
+  std::unique_ptr<Store> store = std::move(*OpenStore(url));
+  EXPECT_EQ((*store->Stats("shared"))[0].states[JobState::kCompleted], kJobs);
+}
+
+}  // namespace
+}  // namespace retraced
