@@ -19,6 +19,7 @@ void AddPolicyCommand(CLI::App& app, RunFn& run);
 void AddEnqueueCommand(CLI::App& app, RunFn& run);
 void AddJobsCommand(CLI::App& app, RunFn& run);  // also `stats`
 void AddDlqCommand(CLI::App& app, RunFn& run);
+void AddWorkerCommand(CLI::App& app, RunFn& run);
 
 }  // namespace retraced::cli
 

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   AddEnqueueCommand(app, run);
   AddJobsCommand(app, run);
   AddDlqCommand(app, run);
+  AddWorkerCommand(app, run);
   AddPolicyCommand(app, run);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;

@@ -6,7 +6,7 @@
 #include <ostream>
 #include <vector>
 
-#include "store/store.h"
+#include "retraced/store.h"
 
 namespace retraced::cli {
 

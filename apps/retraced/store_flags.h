@@ -8,7 +8,7 @@
 #include <string>
 
 #include "retraced/status.h"
-#include "store/store.h"
+#include "retraced/store.h"
 
 namespace retraced::cli {
 

@@ -29,6 +29,9 @@ namespace retraced {
 inline constexpr std::string_view kCodeLeaseExpired = "LEASE_EXPIRED";
 inline constexpr std::string_view kCodeTimedOut = "TIMED_OUT";
 inline constexpr std::string_view kCodeUnhandledException = "UNHANDLED_EXCEPTION";
+// A lease given up by a worker that stopped before the attempt finished. Not
+// a sign of a poison job: it never counts toward poison.
+inline constexpr std::string_view kCodeWorkerStopped = "WORKER_STOPPED";
 
 // A failure as a handler reported it, before classification.
 struct HandlerFailure {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/rng.h"
+#include "retraced/classify.h"
 #include "retraced/decide.h"
 #include "retraced/job.h"
 
@@ -228,7 +229,9 @@ RetryContext ContextFor(const Job& job, const Attempt& failed, TimePoint now, in
     }
   }
   for (size_t i = history.size(); i-- > start;) {
-    if (history[i]->outcome != Outcome::kLeaseExpired) break;
+    const Attempt& a = *history[i];
+    if (a.outcome != Outcome::kLeaseExpired) break;
+    if (a.error && a.error->code == kCodeWorkerStopped) break;  // a graceful release
     ++ctx.lease_expired_in_row;
   }
   return ctx;

@@ -1,6 +1,6 @@
 // OpenStore: the store a URL names.
+#include "retraced/store.h"
 #include "store/sqlite/sqlite_store.h"
-#include "store/store.h"
 
 namespace retraced {
 

@@ -4,7 +4,7 @@
 #define RETRACED_STORE_STORE_JSON_H_
 
 #include "retraced/json.h"
-#include "store/store.h"
+#include "retraced/store.h"
 
 namespace retraced {
 

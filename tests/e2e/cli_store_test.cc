@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "retraced/json.h"
-#include "store/store.h"
+#include "retraced/store.h"
 #include "support/subprocess.h"
 
 namespace retraced {

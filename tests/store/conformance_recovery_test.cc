@@ -131,6 +131,41 @@ TEST_P(StoreTest, LeaseExpiryClassificationIsConfigurable) {
   EXPECT_EQ((*store_->RecoverExpired(10)).at(0).decision.dead_reason, DeadReason::kPermanentError);
 }
 
+TEST_P(StoreTest, ReleaseGivesALeaseUpAtOnceWithoutCountingTowardPoison) {
+  NewJob n = Job();
+  n.policy = *ParsePolicy("immediate(10)");
+  std::string id = Add(n);
+  for (int i = 0; i < 4; ++i) {
+    ClaimedJob c = ClaimOne("emails", "stopping-worker");
+    Result<std::vector<Status>> r = store_->Release({&c.lease, 1}, "stopping-worker");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE((*r)[0].ok()) << (*r)[0].ToString();
+  }
+  retraced::Job j = Get(id);
+  EXPECT_EQ(j.state, JobState::kReady) << "four releases in a row are not poison";
+  const Attempt& a = j.attempts.back();
+  EXPECT_EQ(a.outcome, Outcome::kLeaseExpired);
+  EXPECT_EQ(a.error->code, "WORKER_STOPPED");
+  EXPECT_EQ(a.error->message,
+            "worker stopping-worker stopped before the attempt finished and released it");
+  EXPECT_EQ(j.events.back().reason, "released");
+  EXPECT_EQ(j.events.back().actor, "stopping-worker");
+  ClaimedJob next = ClaimOne();
+  EXPECT_EQ(next.attempt.trigger, Trigger::kRecovery);
+  // A stale release is refused like a stale ack.
+  Result<std::vector<Status>> released = store_->Release({&next.lease, 1}, "w");
+  ASSERT_TRUE(released.ok());
+  EXPECT_TRUE((*released)[0].ok());
+  Result<std::vector<Status>> again = store_->Release({&next.lease, 1}, "w");
+  EXPECT_EQ((*again)[0].code(), StatusCode::kConflict);
+  // Recomputable: the history gives the same decisions.
+  j = Get(id);
+  for (const Attempt& at : j.attempts) {
+    Failure f{*at.outcome, at.error->error_class, at.error->code, ""};
+    EXPECT_EQ(Decide(j.policy, ContextFor(j, at, *at.ended_at), f), *at.decision) << at.n;
+  }
+}
+
 TEST_P(StoreTest, CancelStopsALiveJobAndRecordsWhoAndWhy) {
   std::string waiting = Add(Job());
   ASSERT_TRUE(store_->Cancel(waiting, "alice", "customer unsubscribed").ok());

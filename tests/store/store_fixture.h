@@ -11,7 +11,7 @@
 #include <string>
 
 #include "retraced/decide.h"
-#include "store/store.h"
+#include "retraced/store.h"
 
 namespace retraced::testing {
 

@@ -5,7 +5,7 @@
 #include <iostream>
 #include <string>
 
-#include "store/store.h"
+#include "retraced/store.h"
 
 int main(int argc, char** argv) {
   if (argc != 5) {

@@ -243,8 +243,8 @@ Result<FailResult> SqliteStore::Fail(const FailRequest& req) {
     RETRACED_RETURN_IF_ERROR(txn.Commit());
     return lease;
   }
-  RETRACED_ASSIGN_OR_RETURN(FailResult result,
-                            EndAttempt(*row, req.outcome, req.error, req.worker, now, counters));
+  RETRACED_ASSIGN_OR_RETURN(
+      FailResult result, EndAttempt(*row, req.outcome, req.error, req.worker, "", now, counters));
   RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
   RETRACED_RETURN_IF_ERROR(txn.Commit());
   return result;
@@ -270,6 +270,43 @@ Result<std::vector<Status>> SqliteStore::Heartbeat(std::span<const Lease> leases
                                          std::to_string(l.token) + " is no longer the job's"));
     }
   }
+  RETRACED_RETURN_IF_ERROR(txn.Commit());
+  return results;
+}
+
+Result<std::vector<Status>> SqliteStore::Release(std::span<const Lease> leases,
+                                                 std::string_view worker) {
+  RETRACED_RETURN_IF_ERROR(CheckActor("worker id", worker));
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.Now();
+  Txn txn(*db_);
+  RETRACED_RETURN_IF_ERROR(txn.Begin());
+  Counters counters;
+  std::vector<Status> results;
+  for (const Lease& l : leases) {
+    RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(l.job_id));
+    if (!row) {
+      results.push_back(Status::NotFound("no job " + l.job_id));
+      continue;
+    }
+    Status lease = CheckLease(*row, l.token, worker, "release", now, counters);
+    if (!lease.ok()) {
+      if (lease.code() != StatusCode::kConflict) return lease;
+      results.push_back(lease);
+      continue;
+    }
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, ParsePolicy(row->policy));
+    HandlerFailure stopped{
+        ErrorClass::kTemporary, std::string(kCodeWorkerStopped),
+        "worker " + std::string(worker) + " stopped before the attempt finished and released it",
+        ""};
+    Classified error = Classify(stopped, ClassifierConfig{}, policy);
+    Result<FailResult> ended =
+        EndAttempt(*row, Outcome::kLeaseExpired, error, worker, "released", now, counters);
+    if (!ended.ok()) return ended.status();
+    results.push_back(Status::Ok());
+  }
+  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
   RETRACED_RETURN_IF_ERROR(txn.Commit());
   return results;
 }
@@ -301,8 +338,8 @@ Result<std::vector<RecoveredJob>> SqliteStore::RecoverExpired(int max) {
                         "the lease of worker " + row->lease_worker + " expired at " + expired_at,
                         ""};
     Classified error = Classify(lost, options_.lease_expiry_classes, policy);
-    RETRACED_ASSIGN_OR_RETURN(
-        FailResult r, EndAttempt(*row, Outcome::kLeaseExpired, error, "system", now, counters));
+    RETRACED_ASSIGN_OR_RETURN(FailResult r, EndAttempt(*row, Outcome::kLeaseExpired, error,
+                                                       "system", "lease_expired", now, counters));
     recovered.push_back(RecoveredJob{id, row->lease_worker, std::move(r.decision), r.state});
   }
   RETRACED_RETURN_IF_ERROR(FlushCounters(counters));

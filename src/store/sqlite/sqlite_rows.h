@@ -5,8 +5,8 @@
 
 #include <string>
 
+#include "retraced/store.h"
 #include "store/sqlite/sqlite_db.h"
-#include "store/store.h"
 
 namespace retraced::sqlite {
 

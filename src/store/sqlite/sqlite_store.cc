@@ -136,7 +136,8 @@ Status SqliteStore::CheckLease(const LeaseRow& row, int64_t token, std::string_v
 
 Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
                                            const Classified& error, std::string_view actor,
-                                           TimePoint now, Counters& counters) {
+                                           std::string_view event, TimePoint now,
+                                           Counters& counters) {
   Result<RetryPolicy> policy = ParsePolicy(row.policy);
   if (!policy.ok())
     return Status::Internal("stored policy of " + row.id + ": " + policy.status().message());
@@ -149,8 +150,8 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
   if (row.deadline_at) {
     RETRACED_ASSIGN_OR_RETURN(ctx.deadline_at, ReadTime(*row.deadline_at, "deadline_at"));
   }
-  ctx.lease_expired_in_row =
-      outcome == Outcome::kLeaseExpired ? static_cast<int>(row.streak) + 1 : 0;
+  const bool lost = outcome == Outcome::kLeaseExpired && error.error.code != kCodeWorkerStopped;
+  ctx.lease_expired_in_row = lost ? static_cast<int>(row.streak) + 1 : 0;
   ctx.poison_after = options_.poison_after;
   ctx.now = now;
   Decision d = Decide(*policy, ctx, ToFailure(outcome, error));
@@ -206,9 +207,9 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
     ++counters[{row.queue, "dead_" + std::string(Name(*d.dead_reason))}];
   }
   ++counters[{row.queue, outcome == Outcome::kLeaseExpired ? "lease_expired" : "failed"}];
-  std::string_view reason = outcome == Outcome::kLeaseExpired ? "lease_expired"
-                            : d.action == Action::kRetry      ? "retry_scheduled"
-                                                              : "dead";
+  std::string_view reason = !event.empty()               ? event
+                            : d.action == Action::kRetry ? "retry_scheduled"
+                                                         : "dead";
   RETRACED_RETURN_IF_ERROR(
       AddEvent(row.id, now, JobState::kActive, result.state, reason, actor, d.reason));
   return result;

@@ -14,8 +14,8 @@
 #include <string>
 
 #include "retraced/id.h"
+#include "retraced/store.h"
 #include "store/sqlite/sqlite_db.h"
-#include "store/store.h"
 
 namespace retraced::sqlite {
 
@@ -31,6 +31,8 @@ class SqliteStore final : public Store {
   Result<std::vector<Status>> Complete(std::span<const Completion> items) override;
   Result<FailResult> Fail(const FailRequest& req) override;
   Result<std::vector<Status>> Heartbeat(std::span<const Lease> leases, Millis lease) override;
+  Result<std::vector<Status>> Release(std::span<const Lease> leases,
+                                      std::string_view worker) override;
   Result<std::vector<RecoveredJob>> RecoverExpired(int max) override;
   Result<Job> GetJob(std::string_view id) override;
   Result<JobPage> ListJobs(const JobFilter& filter) override;
@@ -72,8 +74,11 @@ class SqliteStore final : public Store {
                     std::string_view what, TimePoint now, Counters& counters);
   // Ends the current attempt of an active job as failed, timed out or lease
   // expired, applying the policy's decision.
+  // `event` names the event (empty: retry_scheduled or dead, as decided);
+  // lease_expired attempts count toward poison unless their code is WORKER_STOPPED.
   Result<FailResult> EndAttempt(const LeaseRow& row, Outcome outcome, const Classified& error,
-                                std::string_view actor, TimePoint now, Counters& counters);
+                                std::string_view actor, std::string_view event, TimePoint now,
+                                Counters& counters);
   Result<std::vector<Attempt>> LoadAttempts(std::string_view job_id);
   Result<std::vector<Event>> LoadEvents(std::string_view job_id);
   Status DeleteJob(std::string_view id);

@@ -9,8 +9,8 @@
 //
 // Thread-safety: implementations are safe to call from many threads at once,
 // and several processes may share one store.
-#ifndef RETRACED_STORE_STORE_H_
-#define RETRACED_STORE_STORE_H_
+#ifndef RETRACED_STORE_H_
+#define RETRACED_STORE_H_
 
 #include <map>
 #include <memory>
@@ -218,6 +218,13 @@ class Store {
   // lease is no longer the job's (the worker should stop the job).
   virtual Result<std::vector<Status>> Heartbeat(std::span<const Lease> leases, Millis lease) = 0;
 
+  // Gives leases up before their time, for a worker that is stopping: each
+  // attempt ends as lease_expired with code WORKER_STOPPED (which never counts
+  // toward poison) and the policy decides; the next run is a recovery. Per
+  // item: OK, Conflict for a stale lease (recorded), NotFound.
+  virtual Result<std::vector<Status>> Release(std::span<const Lease> leases,
+                                              std::string_view worker) = 0;
+
   // Ends up to `max` attempts whose lease has expired as lease_expired and
   // lets the policy decide (poison after StoreOptions::poison_after in a row).
   // Safe to run from many workers at once: each attempt is recovered once.
@@ -268,4 +275,4 @@ inline constexpr std::string_view kDefaultStoreUrl = "sqlite:retraced.db";
 
 }  // namespace retraced
 
-#endif  // RETRACED_STORE_STORE_H_
+#endif  // RETRACED_STORE_H_

@@ -1,0 +1,625 @@
+// The worker: fetcher, executors, acker and supervisor threads around a store.
+#include "retraced/worker.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <typeinfo>
+
+#include "retraced/id.h"
+
+namespace retraced {
+namespace {
+
+enum State : int { kQueued, kRunning, kDone, kAbandoned };
+
+}  // namespace
+
+std::string DefaultWorkerId() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+    std::snprintf(host, sizeof host, "host");
+  std::string started = FormatTime(SystemClock().Now());  // 2026-11-28T12:00:00.123Z
+  std::string compact;
+  for (char c : started) {
+    if (c != '-' && c != ':') compact += c;
+  }
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + compact;
+}
+
+class Worker::Impl {
+ public:
+  Impl(Store& store, WorkerOptions o) : store_(store), o_(std::move(o)) {
+    if (o_.id.empty()) o_.id = DefaultWorkerId();
+    if (o_.prefetch < 0) o_.prefetch = o_.concurrency;
+    if (o_.heartbeat_every.count() <= 0) o_.heartbeat_every = o_.lease / 3;
+  }
+  ~Impl() { Stop(); }
+
+  // One claimed job, from claim until its result is reported (or it is abandoned).
+  struct InFlight {
+    ClaimedJob claimed;
+    std::stop_source stop;
+    std::atomic<int> state{kQueued};
+    std::optional<TimePoint> deadline;  // when the attempt times out (guarded by mu_)
+  };
+  using InFlightPtr = std::shared_ptr<InFlight>;
+
+  Status Start() {
+    if (o_.queues.empty()) return Status::InvalidArgument("a worker needs at least one queue");
+    for (const std::string& q : o_.queues) RETRACED_RETURN_IF_ERROR(ValidateName("queue", q));
+    if (o_.concurrency < 1 || o_.concurrency > 1000) {
+      return Status::InvalidArgument("concurrency must be from 1 to 1000");
+    }
+    if (o_.lease.count() < 100) return Status::InvalidArgument("the lease must be at least 100ms");
+    if (handlers_.empty() && !any_) return Status::InvalidArgument("the worker has no handler");
+    std::lock_guard lock(mu_);
+    if (started_) return Status::FailedPrecondition("the worker was already started");
+    started_ = true;
+    Log("started: queues " + Join(o_.queues) + ", concurrency " + std::to_string(o_.concurrency) +
+        ", lease " + FormatDuration(o_.lease));
+    for (int i = 0; i < o_.concurrency; ++i) executors_.emplace_back([this] { ExecutorLoop(); });
+    acker_ = std::thread([this] { AckerLoop(); });
+    supervisor_ = std::thread([this] { SupervisorLoop(); });
+    fetcher_ = std::thread([this] { FetcherLoop(); });
+    return Status::Ok();
+  }
+
+  void Stop() {
+    std::lock_guard stop_lock(stop_mu_);
+    {
+      std::unique_lock lock(mu_);
+      if (!started_ || stopped_) return;
+      stopping_ = true;
+    }
+    fetch_cv_.notify_all();
+    if (fetcher_.joinable()) fetcher_.join();
+
+    // Jobs claimed but not started go back at once.
+    std::vector<InFlightPtr> unstarted;
+    {
+      std::lock_guard lock(mu_);
+      for (InFlightPtr& f : queue_) {
+        int expected = kQueued;
+        if (f->state.compare_exchange_strong(expected, kAbandoned)) {
+          inflight_.erase(f->claimed.job.id);
+          unstarted.push_back(f);
+        }
+      }
+      queue_.clear();
+    }
+    ReleaseAll(unstarted);
+
+    // Running jobs get the grace period, then are released.
+    std::vector<InFlightPtr> running;
+    {
+      std::unique_lock lock(mu_);
+      done_cv_.wait_for(lock, o_.grace, [this] { return inflight_.empty(); });
+      for (auto& [id, f] : inflight_) {
+        int expected = kRunning;
+        if (f->state.compare_exchange_strong(expected, kAbandoned)) {
+          f->stop.request_stop();
+          running.push_back(f);
+        }
+      }
+      inflight_.clear();
+      halt_ = true;
+    }
+    if (!running.empty())
+      Log(std::to_string(running.size()) + " jobs still running after the grace period");
+    ReleaseAll(running);
+    work_cv_.notify_all();
+    for (std::thread& t : executors_) t.join();
+    {
+      std::lock_guard lock(ack_mu_);
+      ack_stop_ = true;
+    }
+    ack_cv_.notify_all();
+    if (acker_.joinable()) acker_.join();
+    {
+      std::lock_guard lock(mu_);
+      supervisor_stop_ = true;
+    }
+    supervisor_cv_.notify_all();
+    if (supervisor_.joinable()) supervisor_.join();
+    {
+      std::lock_guard lock(mu_);
+      stopped_ = true;
+    }
+    done_cv_.notify_all();
+    Log("stopped");
+  }
+
+  void Notify() {
+    {
+      std::lock_guard lock(mu_);
+      notified_ = true;
+    }
+    fetch_cv_.notify_all();
+  }
+
+  void Wait() {
+    {
+      std::unique_lock lock(mu_);
+      done_cv_.wait(lock, [this] { return stopped_ || drained_ || !started_; });
+      if (!started_ || stopped_) return;
+    }
+    Stop();  // drained: finish the shutdown from this thread
+  }
+
+  Store& store_;
+  WorkerOptions o_;
+  std::map<std::string, Handler, std::less<>> handlers_;
+  Handler any_;
+  FailureClassifier classifier_;
+  std::vector<std::shared_ptr<LifecycleHooks>> hooks_;
+
+  struct AtomicCounts {
+    std::atomic<int64_t> claimed{0}, succeeded{0}, failed{0}, timed_out{0}, lost{0}, released{0};
+  } counts_;
+
+ private:
+  // ---- Fetcher -------------------------------------------------------------
+
+  void FetcherLoop() {
+    size_t next_queue = 0;
+    while (true) {
+      int capacity;
+      {
+        std::unique_lock lock(mu_);
+        if (stopping_) return;
+        capacity = o_.concurrency + o_.prefetch - static_cast<int>(inflight_.size());
+        if (capacity <= 0) {
+          fetch_cv_.wait(lock, [this] {
+            return stopping_ || static_cast<int>(inflight_.size()) < o_.concurrency + o_.prefetch;
+          });
+          continue;
+        }
+        notified_ = false;
+      }
+      bool claimed_any = false;
+      for (size_t i = 0; i < o_.queues.size() && capacity > 0; ++i) {
+        const std::string& queue = o_.queues[(next_queue + i) % o_.queues.size()];
+        Result<std::vector<ClaimedJob>> claimed =
+            store_.Claim(ClaimRequest{queue, o_.id, std::min(capacity, 1000), o_.lease});
+        if (!claimed.ok()) {
+          Log("claim from " + queue + " failed: " + claimed.status().message());
+          continue;
+        }
+        capacity -= static_cast<int>(claimed->size());
+        claimed_any = claimed_any || !claimed->empty();
+        Enqueue(std::move(*claimed));
+      }
+      next_queue = (next_queue + 1) % o_.queues.size();
+      if (claimed_any) continue;
+      if (o_.drain && Drained()) {
+        Log("drained: the served queues have no job left");
+        {
+          std::lock_guard lock(mu_);
+          drained_ = true;
+        }
+        done_cv_.notify_all();
+        return;
+      }
+      SleepUntilSomethingIsDue();
+    }
+  }
+
+  void Enqueue(std::vector<ClaimedJob> claimed) {
+    if (claimed.empty()) return;
+    {
+      std::lock_guard lock(mu_);
+      for (ClaimedJob& c : claimed) {
+        auto f = std::make_shared<InFlight>();
+        f->claimed = std::move(c);
+        inflight_[f->claimed.job.id] = f;
+        queue_.push_back(std::move(f));
+      }
+    }
+    counts_.claimed += static_cast<int64_t>(claimed.size());
+    work_cv_.notify_all();
+  }
+
+  // True when no served queue holds a live job and nothing is in flight here.
+  bool Drained() {
+    {
+      std::lock_guard lock(mu_);
+      if (!inflight_.empty()) return false;
+    }
+    for (const std::string& q : o_.queues) {
+      Result<std::vector<QueueStats>> s = store_.Stats(q);
+      if (!s.ok()) return false;
+      for (const QueueStats& qs : *s) {
+        for (JobState st :
+             {JobState::kReady, JobState::kScheduled, JobState::kRetryWait, JobState::kActive}) {
+          auto it = qs.states.find(st);
+          if (it != qs.states.end() && it->second > 0) return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  // Sleeps until the earliest due job of the served queues, a retry this
+  // worker planned, the idle poll, a Notify(), or Stop(), whichever comes first.
+  void SleepUntilSomethingIsDue() {
+    TimePoint now = store_.Now();
+    TimePoint wake = now + o_.idle_poll;
+    for (const std::string& q : o_.queues) {
+      Result<std::optional<TimePoint>> due = store_.NextDueAt(q);
+      if (due.ok() && *due && **due < wake) wake = **due;
+    }
+    std::unique_lock lock(mu_);
+    if (wake_hint_ && *wake_hint_ < wake) wake = *wake_hint_;
+    if (wake_hint_ && *wake_hint_ <= now) wake_hint_.reset();
+    if (wake <= now) return;
+    fetch_cv_.wait_for(lock, wake - now, [this] { return stopping_ || notified_; });
+  }
+
+  // ---- Executors -----------------------------------------------------------
+
+  void ExecutorLoop() {
+    // Writing to a pipe whose reader has gone (an exec handler's program that
+    // ignores its stdin) must fail with EPIPE, not kill the process.
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+    while (true) {
+      InFlightPtr f;
+      {
+        std::unique_lock lock(mu_);
+        work_cv_.wait(lock, [this] { return halt_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // halted
+        f = std::move(queue_.front());
+        queue_.pop_front();
+        int expected = kQueued;
+        if (!f->state.compare_exchange_strong(expected, kRunning)) continue;
+        if (f->claimed.job.timeout)
+          f->deadline = f->claimed.attempt.started_at + *f->claimed.job.timeout;
+      }
+      if (f->deadline) supervisor_cv_.notify_all();
+      Run(*f);
+    }
+  }
+
+  void Run(InFlight& f) {
+    const Job& job = f.claimed.job;
+    const Attempt& attempt = f.claimed.attempt;
+    if (attempt.trigger == Trigger::kManual) {
+      CallHooks("OnReplay", [&](LifecycleHooks& h) { h.OnReplay(job, attempt); });
+    }
+    std::optional<HandlerResult> result;
+    JobContext ctx{job, attempt, f.stop.get_token()};
+    const Handler* handler = FindHandler(job.type);
+    try {
+      if (handler == nullptr) {
+        result = HandlerResult::Unclassified(
+            "NO_HANDLER", "worker " + o_.id + " has no handler for job type '" + job.type + "'");
+      } else {
+        result = (*handler)(ctx);
+      }
+    } catch (const std::exception& e) {
+      result =
+          HandlerResult::Failure({o_.exception_class, std::string(kCodeUnhandledException),
+                                  e.what(), std::string("exception of type ") + typeid(e).name()});
+    } catch (...) {
+      result = HandlerResult::Failure({o_.exception_class, std::string(kCodeUnhandledException),
+                                       "an exception that is not a std::exception", ""});
+    }
+    int expected = kRunning;
+    if (!f.state.compare_exchange_strong(expected, kDone)) {
+      // Timed out, lease lost or released meanwhile: that is already recorded.
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      inflight_.erase(job.id);
+    }
+    fetch_cv_.notify_all();
+    done_cv_.notify_all();
+    if (result->ok()) {
+      {
+        std::lock_guard lock(ack_mu_);
+        acks_.push_back(std::move(f.claimed));
+      }
+      ack_cv_.notify_one();
+      return;
+    }
+    ReportFailure(f.claimed, Outcome::kFailed, result->failure());
+  }
+
+  const Handler* FindHandler(const std::string& type) const {
+    auto it = handlers_.find(type);
+    if (it != handlers_.end()) return &it->second;
+    return any_ ? &any_ : nullptr;
+  }
+
+  const ClassifierConfig& ClassesFor(const std::string& queue) const {
+    auto it = o_.queue_classes.find(queue);
+    return it == o_.queue_classes.end() ? o_.classes : it->second;
+  }
+
+  void ReportFailure(const ClaimedJob& c, Outcome outcome, HandlerFailure failure) {
+    if (classifier_) {
+      try {
+        classifier_(c.job, failure);
+      } catch (const std::exception& e) {
+        Log(std::string("the custom classifier threw: ") + e.what());
+      }
+    }
+    FailRequest req;
+    req.lease = c.lease;
+    req.worker = o_.id;
+    req.outcome = outcome;
+    req.error = Classify(failure, ClassesFor(c.job.queue), c.job.policy);
+    Result<FailResult> r = store_.Fail(req);
+    if (!r.ok()) {
+      Log("job " + c.job.id + ": reporting the failure failed: " + r.status().message());
+      if (r.status().code() == StatusCode::kConflict) ++counts_.lost;
+      return;
+    }
+    (outcome == Outcome::kTimedOut ? counts_.timed_out : counts_.failed) += 1;
+    if (r->decision.next_run_at) {
+      {
+        std::lock_guard lock(mu_);
+        if (!wake_hint_ || *r->decision.next_run_at < *wake_hint_)
+          wake_hint_ = r->decision.next_run_at;
+      }
+      fetch_cv_.notify_all();
+    }
+    if (hooks_.empty()) return;
+    Attempt ended = c.attempt;
+    ended.ended_at = store_.Now();
+    ended.outcome = outcome;
+    ended.error = req.error.error;
+    ended.decision = r->decision;
+    AttemptReport report{c.job, ended, r->state};
+    CallHooks("AfterAttempt", [&](LifecycleHooks& h) { h.AfterAttempt(report); });
+    if (r->decision.action == Action::kRetry) {
+      CallHooks("OnRetryScheduled", [&](LifecycleHooks& h) { h.OnRetryScheduled(report); });
+    } else if (r->decision.action == Action::kDead) {
+      CallHooks("OnDead", [&](LifecycleHooks& h) { h.OnDead(report); });
+    }
+  }
+
+  template <typename F>
+  void CallHooks(std::string_view which, F call) {
+    for (const std::shared_ptr<LifecycleHooks>& h : hooks_) {
+      try {
+        call(*h);
+      } catch (const std::exception& e) {
+        Log("hook " + std::string(which) + " threw: " + e.what());
+      } catch (...) {
+        Log("hook " + std::string(which) + " threw");
+      }
+    }
+  }
+
+  // ---- Acker ---------------------------------------------------------------
+
+  void AckerLoop() {
+    while (true) {
+      std::vector<ClaimedJob> batch;
+      {
+        std::unique_lock lock(ack_mu_);
+        ack_cv_.wait(lock, [this] { return ack_stop_ || !acks_.empty(); });
+        if (acks_.empty()) return;  // stopping and nothing left
+        size_t n = std::min(acks_.size(), static_cast<size_t>(std::max(1, o_.ack_batch)));
+        batch.assign(std::make_move_iterator(acks_.begin()),
+                     std::make_move_iterator(acks_.begin() + n));
+        acks_.erase(acks_.begin(), acks_.begin() + n);
+      }
+      std::vector<Completion> items;
+      for (const ClaimedJob& c : batch) items.push_back({c.lease, o_.id});
+      Result<std::vector<Status>> r = store_.Complete(items);
+      if (!r.ok()) {
+        Log("reporting " + std::to_string(items.size()) +
+            " successes failed: " + r.status().message());
+        continue;  // their leases will expire and the jobs will run again: at-least-once
+      }
+      TimePoint now = hooks_.empty() ? TimePoint{} : store_.Now();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!(*r)[i].ok()) {
+          ++counts_.lost;
+          Log("job " + batch[i].job.id + ": success refused: " + (*r)[i].message());
+          continue;
+        }
+        ++counts_.succeeded;
+        if (hooks_.empty()) continue;
+        Attempt ended = batch[i].attempt;
+        ended.ended_at = now;
+        ended.outcome = Outcome::kSucceeded;
+        ended.decision = SuccessDecision();
+        AttemptReport report{batch[i].job, ended, JobState::kCompleted};
+        CallHooks("AfterAttempt", [&](LifecycleHooks& h) { h.AfterAttempt(report); });
+      }
+    }
+  }
+
+  // ---- Supervisor ----------------------------------------------------------
+
+  void SupervisorLoop() {
+    TimePoint next_heartbeat = store_.Now() + o_.heartbeat_every;
+    TimePoint next_recover = store_.Now();
+    while (true) {
+      TimePoint now = store_.Now();
+      TimeOutExpired(now);
+      if (now >= next_heartbeat) {
+        Heartbeat();
+        next_heartbeat = now + o_.heartbeat_every;
+      }
+      if (now >= next_recover) {
+        Recover();
+        next_recover = now + o_.recover_every;
+      }
+      std::unique_lock lock(mu_);
+      if (supervisor_stop_) return;
+      TimePoint wake = std::min(next_heartbeat, next_recover);
+      for (auto& [id, f] : inflight_) {
+        if (f->deadline && *f->deadline < wake) wake = *f->deadline;
+      }
+      now = store_.Now();
+      if (wake > now) {
+        supervisor_cv_.wait_for(lock, wake - now, [this] { return supervisor_stop_; });
+      }
+      if (supervisor_stop_) return;
+    }
+  }
+
+  void TimeOutExpired(TimePoint now) {
+    std::vector<InFlightPtr> expired;
+    {
+      std::lock_guard lock(mu_);
+      for (auto it = inflight_.begin(); it != inflight_.end();) {
+        InFlightPtr& f = it->second;
+        int expected = kRunning;
+        if (f->deadline && *f->deadline <= now &&
+            f->state.compare_exchange_strong(expected, kAbandoned)) {
+          f->stop.request_stop();
+          expired.push_back(f);
+          it = inflight_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    if (!expired.empty()) fetch_cv_.notify_all();
+    for (const InFlightPtr& f : expired) {
+      const Millis limit = *f->claimed.job.timeout;
+      ReportFailure(f->claimed, Outcome::kTimedOut,
+                    {ErrorClass::kTemporary, std::string(kCodeTimedOut),
+                     "the attempt ran past its timeout of " + FormatDuration(limit), ""});
+    }
+  }
+
+  void Heartbeat() {
+    std::vector<InFlightPtr> held;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [id, f] : inflight_) held.push_back(f);
+    }
+    if (held.empty()) return;
+    std::vector<Lease> leases;
+    for (const InFlightPtr& f : held) leases.push_back(f->claimed.lease);
+    Result<std::vector<Status>> r = store_.Heartbeat(leases, o_.lease);
+    if (!r.ok()) {
+      Log("heartbeat failed: " + r.status().message());
+      return;
+    }
+    for (size_t i = 0; i < held.size(); ++i) {
+      if ((*r)[i].ok()) continue;
+      InFlightPtr& f = held[i];
+      int state = f->state.load();
+      if ((state == kQueued || state == kRunning) &&
+          f->state.compare_exchange_strong(state, kAbandoned)) {
+        f->stop.request_stop();
+        ++counts_.lost;
+        Log("job " + f->claimed.job.id + ": lease lost (" + (*r)[i].message() + "); stopping it");
+        std::lock_guard lock(mu_);
+        inflight_.erase(f->claimed.job.id);
+      }
+    }
+    fetch_cv_.notify_all();
+    done_cv_.notify_all();
+  }
+
+  void Recover() {
+    while (true) {
+      Result<std::vector<RecoveredJob>> r = store_.RecoverExpired(100);
+      if (!r.ok()) {
+        Log("recovery failed: " + r.status().message());
+        return;
+      }
+      for (const RecoveredJob& j : *r) {
+        Log("recovered job " + j.job_id + " from " + j.worker + ": " + std::string(Name(j.state)) +
+            " (" + j.decision.reason + ")");
+      }
+      if (!r->empty()) Notify();
+      if (r->size() < 100) return;
+    }
+  }
+
+  void ReleaseAll(const std::vector<InFlightPtr>& jobs) {
+    if (jobs.empty()) return;
+    std::vector<Lease> leases;
+    for (const InFlightPtr& f : jobs) leases.push_back(f->claimed.lease);
+    Result<std::vector<Status>> r = store_.Release(leases, o_.id);
+    if (!r.ok()) {
+      Log("releasing " + std::to_string(leases.size()) +
+          " jobs failed (their leases will expire): " + r.status().message());
+      return;
+    }
+    for (const Status& s : *r) counts_.released += s.ok();
+    Log("released " + std::to_string(leases.size()) + " jobs for other workers");
+  }
+
+  void Log(const std::string& line) {
+    std::string full = "worker " + o_.id + ": " + line;
+    if (o_.log) {
+      o_.log(full);
+    } else {
+      std::lock_guard lock(log_mu_);
+      std::cerr << FormatTime(SystemClock().Now()) << " " << full << "\n";
+    }
+  }
+
+  static std::string Join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
+    return out;
+  }
+
+  std::mutex stop_mu_;  // serializes Stop()
+  std::mutex mu_;
+  std::condition_variable fetch_cv_, work_cv_, done_cv_, supervisor_cv_;
+  std::deque<InFlightPtr> queue_;                // claimed, not started
+  std::map<std::string, InFlightPtr> inflight_;  // claimed, result not yet reported
+  std::optional<TimePoint> wake_hint_;           // earliest retry this worker planned
+  bool started_ = false, stopping_ = false, stopped_ = false, drained_ = false;
+  bool notified_ = false, halt_ = false, supervisor_stop_ = false;
+
+  std::mutex ack_mu_;
+  std::condition_variable ack_cv_;
+  std::vector<ClaimedJob> acks_;
+  bool ack_stop_ = false;
+
+  std::mutex log_mu_;
+  std::thread fetcher_, acker_, supervisor_;
+  std::vector<std::thread> executors_;
+};
+
+Worker::Worker(Store& store, WorkerOptions options)
+    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+Worker::~Worker() = default;
+
+void Worker::Handle(std::string type, Handler handler) {
+  impl_->handlers_[std::move(type)] = std::move(handler);
+}
+void Worker::HandleAny(Handler handler) { impl_->any_ = std::move(handler); }
+void Worker::SetClassifier(FailureClassifier classifier) {
+  impl_->classifier_ = std::move(classifier);
+}
+void Worker::AddHooks(std::shared_ptr<LifecycleHooks> hooks) {
+  impl_->hooks_.push_back(std::move(hooks));
+}
+Status Worker::Start() { return impl_->Start(); }
+void Worker::Stop() { impl_->Stop(); }
+void Worker::Notify() { impl_->Notify(); }
+void Worker::Wait() { impl_->Wait(); }
+const std::string& Worker::id() const { return impl_->o_.id; }
+
+Worker::Counts Worker::counts() const {
+  const auto& c = impl_->counts_;
+  return Counts{c.claimed.load(),   c.succeeded.load(), c.failed.load(),
+                c.timed_out.load(), c.lost.load(),      c.released.load()};
+}
+
+}  // namespace retraced
