@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -96,6 +97,103 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   return result;
+}
+
+std::unique_ptr<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
+                                                  const std::map<std::string, std::string>& env) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    if (!env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp, args;
+  for (std::string& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_copy = argv;
+  for (std::string& s : argv_copy) args.push_back(s.data());
+  args.push_back(nullptr);
+  std::unique_ptr<ChildProcess> child(new ChildProcess());
+  int rc = posix_spawnp(&child->pid_, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  close(err[1]);
+  if (rc != 0) {
+    close(out[0]);
+    close(err[0]);
+    throw std::runtime_error("spawn " + argv[0] + ": " + std::strerror(rc));
+  }
+  child->out_fd_ = out[0];
+  child->err_fd_ = err[0];
+  ChildProcess* self = child.get();
+  child->reader_ = std::thread([self] {
+    bool out_open = true, err_open = true;
+    char buf[65536];
+    while (out_open || err_open) {
+      pollfd fds[2] = {{out_open ? self->out_fd_ : -1, POLLIN, 0},
+                       {err_open ? self->err_fd_ : -1, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        ssize_t n = read(fds[i].fd, buf, sizeof buf);
+        std::lock_guard lock(self->mu_);
+        if (n <= 0) {
+          (i == 0 ? out_open : err_open) = false;
+        } else {
+          (i == 0 ? self->out_ : self->err_).append(buf, static_cast<size_t>(n));
+        }
+      }
+    }
+  });
+  return child;
+}
+
+ChildProcess::~ChildProcess() {
+  if (!waited_) {
+    kill(pid_, SIGKILL);
+    Wait();
+  }
+}
+
+void ChildProcess::Signal(int sig) { kill(pid_, sig); }
+
+ProcessResult ChildProcess::Wait() {
+  if (waited_) return result_;
+  int status = 0;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  waited_ = true;
+  // Grandchildren may hold the pipes open; give the reader a moment, then stop.
+  reader_.join();
+  close(out_fd_);
+  close(err_fd_);
+  if (WIFEXITED(status)) result_.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result_.signal = WTERMSIG(status);
+  std::lock_guard lock(mu_);
+  result_.out = out_;
+  result_.err = err_;
+  return result_;
+}
+
+std::string ChildProcess::OutputSoFar() {
+  std::lock_guard lock(mu_);
+  return out_;
+}
+
+bool ChildProcess::WaitForOutput(const std::string& text, double seconds) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    if (OutputSoFar().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
 }
 
 }  // namespace retraced::testing
