@@ -20,6 +20,7 @@ void AddEnqueueCommand(CLI::App& app, RunFn& run);
 void AddJobsCommand(CLI::App& app, RunFn& run);  // also `stats`
 void AddDlqCommand(CLI::App& app, RunFn& run);
 void AddWorkerCommand(CLI::App& app, RunFn& run);
+void AddDemoCommand(CLI::App& app, RunFn& run);
 
 }  // namespace retraced::cli
 

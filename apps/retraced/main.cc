@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   AddJobsCommand(app, run);
   AddDlqCommand(app, run);
   AddWorkerCommand(app, run);
+  AddDemoCommand(app, run);
   AddPolicyCommand(app, run);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;

@@ -124,6 +124,33 @@ void PrintTimeline(const Job& job, std::ostream& out) {
   }
 }
 
+void PrintStory(const Job& job, TimePoint start, std::ostream& out) {
+  out << job.type << "  " << job.id << "  (" << job.queue << ", " << FormatPolicy(job.policy)
+      << ")\n";
+  for (const Attempt& a : job.attempts) {
+    std::string when = "+" + HumanDuration(a.started_at - start);
+    out << "  #" << a.n << " " << Name(a.trigger) << std::string(10 - Name(a.trigger).size(), ' ')
+        << when << std::string(when.size() < 8 ? 8 - when.size() : 1, ' ');
+    if (!a.outcome) {
+      out << "running\n";
+      continue;
+    }
+    out << Name(*a.outcome);
+    if (a.error) out << "  " << ErrorLine(*a.error);
+    out << "\n";
+    if (a.decision && a.decision->action != Action::kNone) {
+      out << "      -> " << Name(a.decision->action) << ": " << a.decision->reason << "\n";
+    }
+  }
+  out << "  now " << Name(job.state);
+  if (job.dead) out << " (" << Name(job.dead->reason) << ")";
+  if (job.replay) {
+    out << "; replayed by " << job.replay->by << " (" << ReplayModeText(*job.replay)
+        << "): " << job.replay->note;
+  }
+  out << "\n\n";
+}
+
 void PrintDeadGroups(const std::vector<DeadGroup>& groups, std::ostream& out) {
   if (groups.empty()) {
     out << "the dead letter queue is empty\n";

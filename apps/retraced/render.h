@@ -17,6 +17,10 @@ void PrintJobTable(const JobPage& page, std::ostream& out);
 // event, and for a dead job why retries stopped.
 void PrintTimeline(const Job& job, std::ostream& out);
 
+// A short story of one job for the demo: one line per attempt with its
+// outcome and error, then the decision that followed. Times relative to `start`.
+void PrintStory(const Job& job, TimePoint start, std::ostream& out);
+
 void PrintDeadGroups(const std::vector<DeadGroup>& groups, std::ostream& out);
 void PrintStats(const std::vector<QueueStats>& stats, std::ostream& out);
 

@@ -369,9 +369,12 @@ class Worker::Impl {
     (outcome == Outcome::kTimedOut ? counts_.timed_out : counts_.failed) += 1;
     if (r->decision.next_run_at) {
       {
+        // An earlier wake-up than the fetcher's current one interrupts its sleep.
         std::lock_guard lock(mu_);
-        if (!wake_hint_ || *r->decision.next_run_at < *wake_hint_)
+        if (!wake_hint_ || *r->decision.next_run_at < *wake_hint_) {
           wake_hint_ = r->decision.next_run_at;
+          notified_ = true;
+        }
       }
       fetch_cv_.notify_all();
     }

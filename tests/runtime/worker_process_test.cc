@@ -111,6 +111,19 @@ TEST_F(WorkerProcessTest, ATemporaryFailureIsRetriedOnTimeUntilItSucceeds) {
   }
 }
 
+// Regression: a retry planned by the worker itself did not interrupt its idle
+// sleep, so an immediate retry waited for the next idle poll.
+TEST_F(WorkerProcessTest, RetriesDoNotWaitForTheIdlePoll) {
+  std::string id =
+      Add("flaky", "phases(immediate(2), fixed(300ms, retries=1))", R"({"succeed_on":4})");
+  Drain({"--idle-poll", "5000"});
+  Job j = Get(id);
+  ASSERT_EQ(j.attempts.size(), 4u);
+  for (size_t i = 1; i < j.attempts.size(); ++i) {
+    EXPECT_LT(j.attempts[i].lateness, Millis(1000)) << "attempt " << j.attempts[i].n;
+  }
+}
+
 TEST_F(WorkerProcessTest, APermanentFailureGoesToTheDeadLetterQueueAtOnce) {
   std::string id = Add("permanent", "fixed(100ms, retries=5)");
   Drain();

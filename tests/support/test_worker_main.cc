@@ -1,5 +1,5 @@
 // Test helper: a real worker process with C++ handlers for the runtime tests.
-//   test_worker STORE_URL QUEUE [--lease MS] [--heartbeat MS] [--grace MS]
+//   test_worker STORE_URL QUEUE [--lease MS] [--heartbeat MS] [--grace MS] [--idle-poll MS]
 //               [--concurrency N] [--poison-after N] [--drain]
 // Handlers (job type -> behaviour; payload fields in parentheses):
 //   ok         succeeds
@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
       o.heartbeat_every = Millis(next());
     else if (flag == "--grace")
       o.grace = Millis(next());
+    else if (flag == "--idle-poll")
+      o.idle_poll = Millis(next());
     else if (flag == "--concurrency")
       o.concurrency = static_cast<int>(next());
     else if (flag == "--poison-after")
