@@ -77,7 +77,7 @@ int RunExplain(const ExplainOptions& o) {
   for (const ExplainRow& r : rows) {
     const Decision& d = r.decision;
     std::string phase = d.phase > 0 ? std::to_string(d.phase) + " " +
-                                          std::string(Name(policy->phases[d.phase - 1].kind))
+                                          std::string(StrategyName(policy->phases[d.phase - 1]))
                                     : "-";
     if (d.action == Action::kRetry) {
       t.AddRow({std::to_string(r.attempt), r.trigger, Signed(r.starts_after), "retry", phase,

@@ -56,6 +56,14 @@ Millis BaseDelay(const Strategy& s, int index) {
     case K::kExponential:
       ms = static_cast<double>(s.base.count()) * std::pow(s.factor, index - 1);
       break;
+    case K::kCustom:
+      if (const CustomStrategy* custom = FindStrategy(s.custom_name)) {
+        ms = static_cast<double>(custom->delay(s, index).count());
+      } else {
+        ms = static_cast<double>(s.base.count());  // not registered here: see Decide
+      }
+      if (ms < 0) ms = 0;
+      break;
   }
   double cap = static_cast<double>(Cap(s).count());
   if (!(ms < cap)) ms = cap;  // also catches inf
@@ -166,12 +174,16 @@ Decision Decide(const RetryPolicy& policy, const RetryContext& ctx, const Failur
   std::string where;
   if (policy.phases.size() > 1) {
     where = "phase " + std::to_string(pos.phase) + "/" + std::to_string(policy.phases.size()) +
-            " " + std::string(Name(s.kind)) + ", retry " + std::to_string(pos.index) + " of " +
+            " " + std::string(StrategyName(s)) + ", retry " + std::to_string(pos.index) + " of " +
             std::to_string(s.retries) + " (" + std::to_string(k) + " of " +
             std::to_string(allowed) + " overall)";
   } else {
-    where = std::string(Name(s.kind)) + ", retry " + std::to_string(k) + " of " +
+    where = std::string(StrategyName(s)) + ", retry " + std::to_string(k) + " of " +
             std::to_string(allowed);
+  }
+  if (s.kind == Strategy::Kind::kCustom && !FindStrategy(s.custom_name)) {
+    where += " (strategy '" + s.custom_name +
+             "' is not registered in this process: its base delay was used)";
   }
   if (ctx.budget) where += " allowed by the replay";
   TimePoint next = ctx.now + d.delay;

@@ -1,4 +1,5 @@
 // JSON form of retry policies.
+#include <algorithm>
 #include <cmath>
 
 #include "core/json_reader.h"
@@ -10,13 +11,18 @@ namespace {
 using internal::JsonReader;
 
 Json StrategyToJson(const Strategy& s) {
-  Json j = {{"strategy", Name(s.kind)}, {"retries", s.retries}};
+  Json j = {{"strategy", StrategyName(s)}, {"retries", s.retries}};
   if (s.kind == Strategy::Kind::kImmediate) return j;
   j["base_ms"] = s.base.count();
   if (s.kind == Strategy::Kind::kLinear) j["step_ms"] = s.step.count();
   if (s.kind == Strategy::Kind::kExponential) j["factor"] = s.factor;
   if (s.max) j["max_ms"] = s.max->count();
   j["jitter"] = Name(s.jitter);
+  if (s.kind == Strategy::Kind::kCustom) {
+    Json options = Json::object();
+    for (const auto& [key, value] : s.custom_options) options[key] = value;
+    j["options"] = std::move(options);
+  }
   return j;
 }
 
@@ -32,9 +38,24 @@ Strategy StrategyFromJson(const Json& j, const std::string& path) {
     s.kind = Strategy::Kind::kLinear;
   } else if (kind == "exponential") {
     s.kind = Strategy::Kind::kExponential;
+  } else if (const CustomStrategy* custom = FindStrategy(kind)) {
+    s.kind = Strategy::Kind::kCustom;
+    s.custom_name = kind;
+    if (r.Has("options")) {
+      const Json& options = r.Get("options");
+      if (!options.is_object()) r.Fail("options", "expected an object of strings");
+      for (const auto& [key, value] : options.items()) {
+        if (!value.is_string()) r.Fail("options", "expected an object of strings");
+        if (std::find(custom->options.begin(), custom->options.end(), key) ==
+            custom->options.end()) {
+          r.Fail("options", "strategy '" + kind + "' has no option '" + key + "'");
+        }
+        s.custom_options.emplace_back(key, value.get<std::string>());
+      }
+    }
   } else {
-    r.Fail("strategy",
-           "unknown strategy '" + kind + "'; expected immediate, fixed, linear or exponential");
+    r.Fail("strategy", "unknown strategy '" + kind +
+                           "'; expected immediate, fixed, linear, exponential or a registered one");
   }
   constexpr int64_t kMaxDelay = kMaxPolicyDelay.count();
   s.retries = static_cast<int>(r.IntIn("retries", 0, kMaxPolicyRetries));

@@ -3,6 +3,10 @@
 
 #include <charconv>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
 
 #include "core/names.h"
 #include "retraced/id.h"
@@ -17,11 +21,35 @@ constexpr std::pair<Jitter, std::string_view> kJitters[] = {
     {Jitter::kDecorrelated, "decorrelated"},
 };
 constexpr std::pair<Strategy::Kind, std::string_view> kKinds[] = {
-    {Strategy::Kind::kImmediate, "immediate"},
-    {Strategy::Kind::kFixed, "fixed"},
-    {Strategy::Kind::kLinear, "linear"},
-    {Strategy::Kind::kExponential, "exponential"},
+    {Strategy::Kind::kImmediate, "immediate"}, {Strategy::Kind::kFixed, "fixed"},
+    {Strategy::Kind::kLinear, "linear"},       {Strategy::Kind::kExponential, "exponential"},
+    {Strategy::Kind::kCustom, "custom"},
 };
+
+constexpr std::string_view kReservedNames[] = {"none",        "immediate", "fixed", "linear",
+                                               "exponential", "phases",    "custom"};
+constexpr std::string_view kCommonOptions[] = {"retries",  "jitter",   "max",
+                                               "deadline", "retry_on", "dead_on"};
+
+bool IsLowerSnake(std::string_view s) {
+  if (s.empty() || s.size() > 64 || !(s[0] >= 'a' && s[0] <= 'z')) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+// The registry of custom strategies. Entries are never removed, so pointers
+// handed out stay valid.
+struct Registry {
+  std::shared_mutex mu;
+  std::map<std::string, std::unique_ptr<CustomStrategy>, std::less<>> by_name;
+};
+
+Registry& TheRegistry() {
+  static Registry* r = new Registry();
+  return *r;
+}
 
 std::string FormatFactor(double f) {
   char buf[32];
@@ -40,6 +68,7 @@ std::string FormatStrategyArgs(const Strategy& s) {
   using K = Strategy::Kind;
   if (s.kind == K::kImmediate) return std::to_string(s.retries);
   std::string out = FormatDuration(s.base);
+  for (const auto& [key, value] : s.custom_options) out += ", " + key + "=" + value;
   if (s.kind == K::kLinear) out += ", step=" + FormatDuration(s.step);
   if (s.kind == K::kExponential) out += ", factor=" + FormatFactor(s.factor);
   if (s.max) out += ", max=" + FormatDuration(*s.max);
@@ -72,6 +101,56 @@ Result<Jitter> ParseJitter(std::string_view text) {
 }
 std::string_view Name(Strategy::Kind k) { return internal::NameIn(kKinds, k); }
 
+std::string_view StrategyName(const Strategy& s) {
+  return s.kind == Strategy::Kind::kCustom ? std::string_view(s.custom_name) : Name(s.kind);
+}
+
+std::optional<std::string> Strategy::Option(std::string_view key) const {
+  for (const auto& [k, v] : custom_options) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+Status RegisterStrategy(CustomStrategy strategy) {
+  if (!IsLowerSnake(strategy.name)) {
+    return Status::InvalidArgument("strategy name '" + strategy.name +
+                                   "' must be a lower_snake identifier");
+  }
+  for (std::string_view reserved : kReservedNames) {
+    if (strategy.name == reserved) {
+      return Status::InvalidArgument("strategy name '" + strategy.name + "' is built in");
+    }
+  }
+  for (const std::string& option : strategy.options) {
+    if (!IsLowerSnake(option)) {
+      return Status::InvalidArgument("option '" + option + "' must be a lower_snake identifier");
+    }
+    for (std::string_view common : kCommonOptions) {
+      if (option == common) {
+        return Status::InvalidArgument("option '" + option + "' is common to every strategy");
+      }
+    }
+  }
+  if (!strategy.delay)
+    return Status::InvalidArgument("strategy '" + strategy.name + "' has no delay function");
+  Registry& r = TheRegistry();
+  std::unique_lock lock(r.mu);
+  if (r.by_name.count(strategy.name)) {
+    return Status::Conflict("strategy '" + strategy.name + "' is already registered");
+  }
+  std::string name = strategy.name;
+  r.by_name.emplace(std::move(name), std::make_unique<CustomStrategy>(std::move(strategy)));
+  return Status::Ok();
+}
+
+const CustomStrategy* FindStrategy(std::string_view name) {
+  Registry& r = TheRegistry();
+  std::shared_lock lock(r.mu);
+  auto it = r.by_name.find(name);
+  return it == r.by_name.end() ? nullptr : it->second.get();
+}
+
 int RetryPolicy::TotalRetries() const {
   int total = 0;
   for (const Strategy& s : phases) total += s.retries;
@@ -87,12 +166,12 @@ std::string FormatPolicy(const RetryPolicy& p) {
   if (p.phases.empty()) return "none";
   if (p.phases.size() == 1) {
     const Strategy& s = p.phases.front();
-    return std::string(Name(s.kind)) + "(" + FormatStrategyArgs(s) + FormatOptions(p) + ")";
+    return std::string(StrategyName(s)) + "(" + FormatStrategyArgs(s) + FormatOptions(p) + ")";
   }
   std::string out = "phases(";
   for (size_t i = 0; i < p.phases.size(); ++i) {
     const Strategy& s = p.phases[i];
-    out += (i ? ", " : "") + std::string(Name(s.kind)) + "(" + FormatStrategyArgs(s) + ")";
+    out += (i ? ", " : "") + std::string(StrategyName(s)) + "(" + FormatStrategyArgs(s) + ")";
   }
   return out + FormatOptions(p) + ")";
 }
@@ -137,13 +216,29 @@ Status ValidatePolicy(const RetryPolicy& p) {
       return Status::InvalidArgument("phase " + std::to_string(n) +
                                      ": step applies to linear only");
     }
-    if (s.max && s.kind != Strategy::Kind::kLinear && s.kind != Strategy::Kind::kExponential) {
+    if (s.max && s.kind != Strategy::Kind::kLinear && s.kind != Strategy::Kind::kExponential &&
+        s.kind != Strategy::Kind::kCustom) {
       return Status::InvalidArgument("phase " + std::to_string(n) +
                                      ": max applies to linear and exponential only");
     }
     if (s.jitter == Jitter::kDecorrelated && !s.max) {
       return Status::InvalidArgument("phase " + std::to_string(n) +
                                      ": jitter=decorrelated needs max= to bound its growth");
+    }
+    if (s.kind == Strategy::Kind::kCustom) {
+      if (!IsLowerSnake(s.custom_name)) {
+        return Status::InvalidArgument("phase " + std::to_string(n) + ": custom strategy name '" +
+                                       s.custom_name + "' must be a lower_snake identifier");
+      }
+      for (const auto& [key, value] : s.custom_options) {
+        if (!IsLowerSnake(key) || value.empty()) {
+          return Status::InvalidArgument("phase " + std::to_string(n) + ": bad option '" + key +
+                                         "'");
+        }
+      }
+    } else if (!s.custom_name.empty() || !s.custom_options.empty()) {
+      return Status::InvalidArgument("phase " + std::to_string(n) +
+                                     ": only custom strategies have a name and options");
     }
     if (s.kind == Strategy::Kind::kImmediate &&
         (s.base.count() != 0 || s.step.count() != 0 || s.max || s.jitter != Jitter::kNone)) {

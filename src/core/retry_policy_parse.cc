@@ -282,9 +282,11 @@ void ApplyPolicyOption(const Arg& a, PolicyOptions& o) {
 
 // Builds one strategy from `c`. Policy-wide options are collected into `opts`
 // when `opts` is not null (a single-strategy policy) and refused otherwise.
-Strategy BuildStrategy(const Call& c, PolicyOptions* opts) {
+Strategy BuildStrategy(const Call& c, PolicyOptions* opts, const ParseOptions& po) {
   Strategy s;
   std::set<std::string> allowed;
+  std::set<std::string> custom_options;  // a custom strategy's own option names
+  bool any_custom_option = false;        // an unregistered strategy: keep every option
   std::string usage;
   if (c.name == "immediate") {
     s.kind = Strategy::Kind::kImmediate;
@@ -306,6 +308,16 @@ Strategy BuildStrategy(const Call& c, PolicyOptions* opts) {
     throw ParseError(
         c.col,
         "'" + c.name + "' cannot be a phase; expected immediate, fixed, linear or exponential");
+  } else if (const CustomStrategy* custom = FindStrategy(c.name); custom || po.allow_unregistered) {
+    s.kind = Strategy::Kind::kCustom;
+    s.custom_name = c.name;
+    allowed = {"retries", "jitter", "max"};
+    if (custom) {
+      custom_options = std::set<std::string>(custom->options.begin(), custom->options.end());
+    } else {
+      any_custom_option = true;
+    }
+    usage = c.name + "(DELAY, ..., retries=N)";
   } else {
     throw ParseError(c.col,
                      "unknown strategy '" + c.name +
@@ -343,7 +355,16 @@ Strategy BuildStrategy(const Call& c, PolicyOptions* opts) {
       ApplyPolicyOption(a, *opts);
       continue;
     }
+    if (s.kind == Strategy::Kind::kCustom && !allowed.count(a.key) &&
+        (any_custom_option || custom_options.count(a.key))) {
+      if (a.value.kind != Value::Kind::kWord) {
+        throw ParseError(a.value.col, a.key + "= takes a plain value such as 3, 1.5 or 200ms");
+      }
+      s.custom_options.emplace_back(a.key, a.value.word);
+      continue;
+    }
     if (!allowed.count(a.key)) {
+      for (const std::string& k : custom_options) allowed.insert(k);
       std::string list;
       for (const std::string& k : allowed) list += (list.empty() ? "" : ", ") + k + "=";
       throw ParseError(a.col, "unknown option '" + a.key + "' for " + c.name + "; expected " +
@@ -369,7 +390,8 @@ Strategy BuildStrategy(const Call& c, PolicyOptions* opts) {
       s.factor = FactorArg(a);
     }
   }
-  if (!have_positional && s.kind != Strategy::Kind::kImmediate) {
+  if (!have_positional && s.kind != Strategy::Kind::kImmediate &&
+      s.kind != Strategy::Kind::kCustom) {
     throw ParseError(c.col, c.name + " needs a delay as its first argument: " + usage);
   }
   if (!have_positional && s.kind == Strategy::Kind::kImmediate && !seen.count("retries")) {
@@ -392,7 +414,7 @@ Strategy BuildStrategy(const Call& c, PolicyOptions* opts) {
   return s;
 }
 
-RetryPolicy Build(const Call& top) {
+RetryPolicy Build(const Call& top, const ParseOptions& po) {
   RetryPolicy p;
   PolicyOptions opts;
   if (top.name == "none") {
@@ -415,7 +437,7 @@ RetryPolicy Build(const Call& top) {
         }
         Call phase = a.value.kind == Value::Kind::kCall ? a.value.call.front()
                                                         : Call{a.value.word, {}, a.value.col};
-        p.phases.push_back(BuildStrategy(phase, nullptr));
+        p.phases.push_back(BuildStrategy(phase, nullptr, po));
         if (p.phases.size() > kMaxPolicyPhases) {
           throw ParseError(a.col, "more than " + std::to_string(kMaxPolicyPhases) + " phases");
         }
@@ -434,7 +456,7 @@ RetryPolicy Build(const Call& top) {
           "phases needs at least one phase, e.g. phases(immediate(2), fixed(5s, retries=3))");
     }
   } else {
-    p.phases.push_back(BuildStrategy(top, &opts));
+    p.phases.push_back(BuildStrategy(top, &opts, po));
   }
   p.deadline = opts.deadline;
   p.retry_on = std::move(opts.retry_on);
@@ -449,14 +471,14 @@ RetryPolicy Build(const Call& top) {
 
 }  // namespace
 
-Result<RetryPolicy> ParsePolicy(std::string_view text) {
+Result<RetryPolicy> ParsePolicy(std::string_view text, ParseOptions po) {
   if (text.size() > kMaxPolicyTextBytes) {
     return ParseError(kMaxPolicyTextBytes + 1, "policy text is longer than " +
                                                    std::to_string(kMaxPolicyTextBytes) + " bytes")
         .ToStatus();
   }
   try {
-    RetryPolicy p = Build(Parser(text).ParseAll());
+    RetryPolicy p = Build(Parser(text).ParseAll(), po);
     RETRACED_RETURN_IF_ERROR(ValidatePolicy(p).WithContext("invalid retry policy"));
     return p;
   } catch (const ParseError& e) {

@@ -249,8 +249,8 @@ TEST(PolicyJson, StructuredFormIsEquivalentToTheText) {
 
 TEST(PolicyJson, RefusesInvalidOrContradictoryForms) {
   EXPECT_EQ(PolicyFromJson(Json{{"strategy", "cubic"}, {"retries", 1}}).status().message(),
-            "policy.strategy: unknown strategy 'cubic'; expected immediate, fixed, linear or "
-            "exponential");
+            "policy.strategy: unknown strategy 'cubic'; expected immediate, fixed, linear, "
+            "exponential or a registered one");
   EXPECT_EQ(PolicyFromJson(Json{{"strategy", "fixed"}, {"base_ms", 1000}, {"retries", -2}})
                 .status()
                 .message(),

@@ -103,12 +103,13 @@ TEST_F(SqliteFileTest, SeveralProcessesShareOneFileAndNoJobRunsTwice) {
     ASSERT_TRUE(store->Enqueue(batch, "test").ok());
   }
   constexpr int kProcesses = 4;
+  const std::string start = std::to_string(ToUnixMillis(SystemClock().Now()) + 500);
   std::vector<testing::ProcessResult> results(kProcesses);
   std::vector<std::thread> threads;
   for (int p = 0; p < kProcesses; ++p) {
     threads.emplace_back([&, p] {
       results[p] = testing::RunProcess(
-          {STORE_CLAIMER_BIN, url, "shared", "proc-" + std::to_string(p), "10"});
+          {STORE_CLAIMER_BIN, url, "shared", "proc-" + std::to_string(p), "10", start});
     });
   }
   for (std::thread& t : threads) t.join();

@@ -1,15 +1,18 @@
 // Test helper: a minimal worker process for multi-process store tests. Claims
 // jobs of a queue in batches and completes them until the queue has nothing
 // ready, printing each claimed job id on its own line.
-//   store_claimer STORE_URL QUEUE WORKER_ID BATCH
+//   store_claimer STORE_URL QUEUE WORKER_ID BATCH [START_UNIX_MS]
+// With START_UNIX_MS it waits until then, so that several start together.
+#include <chrono>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "retraced/store.h"
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::cerr << "usage: store_claimer STORE_URL QUEUE WORKER_ID BATCH\n";
+  if (argc != 5 && argc != 6) {
+    std::cerr << "usage: store_claimer STORE_URL QUEUE WORKER_ID BATCH [START_UNIX_MS]\n";
     return 2;
   }
   using namespace retraced;
@@ -20,6 +23,10 @@ int main(int argc, char** argv) {
   }
   const std::string queue = argv[2], worker = argv[3];
   const int batch = std::stoi(argv[4]);
+  if (argc == 6) {
+    std::this_thread::sleep_until(
+        std::chrono::system_clock::time_point(std::chrono::milliseconds(std::stoll(argv[5]))));
+  }
   while (true) {
     Result<std::vector<ClaimedJob>> claimed =
         (*store)->Claim(ClaimRequest{queue, worker, batch, Millis(60'000)});

@@ -118,7 +118,7 @@ Result<ReplayResult> SqliteStore::ReplayJobs(const ReplayRequest& req) {
     }
     result.replayed.push_back(t.id);
     if (req.dry_run) continue;
-    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, ParsePolicy(t.policy));
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(t.policy));
     std::optional<TimePoint> deadline = DeadlineAt(policy, now);
     up->Reset();
     up->Bind(1, T(now));

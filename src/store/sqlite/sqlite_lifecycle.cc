@@ -295,7 +295,7 @@ Result<std::vector<Status>> SqliteStore::Release(std::span<const Lease> leases,
       results.push_back(lease);
       continue;
     }
-    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, ParsePolicy(row->policy));
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(row->policy));
     HandlerFailure stopped{
         ErrorClass::kTemporary, std::string(kCodeWorkerStopped),
         "worker " + std::string(worker) + " stopped before the attempt finished and released it",
@@ -333,7 +333,7 @@ Result<std::vector<RecoveredJob>> SqliteStore::RecoverExpired(int max) {
   std::vector<RecoveredJob> recovered;
   for (const auto& [id, expired_at] : expired) {
     RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(id));
-    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, ParsePolicy(row->policy));
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(row->policy));
     HandlerFailure lost{ErrorClass::kTemporary, std::string(kCodeLeaseExpired),
                         "the lease of worker " + row->lease_worker + " expired at " + expired_at,
                         ""};

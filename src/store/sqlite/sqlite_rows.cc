@@ -59,7 +59,7 @@ Result<JobSummary> ReadJobRow(const Stmt& row, int64_t* seq) {
   j.type = row.Text(3);
   j.state = r.Enum<JobState>(4, ParseJobState, "state");
   j.payload = row.Blob(5);
-  Result<RetryPolicy> policy = ParsePolicy(row.Text(6));
+  Result<RetryPolicy> policy = StoredPolicy(row.Text(6));
   if (!policy.ok())
     return Status::Internal("stored policy of " + j.id + ": " + policy.status().message());
   j.policy = std::move(*policy);

@@ -30,6 +30,14 @@ inline constexpr const char* kAttemptColumns =
 
 Result<Attempt> ReadAttemptRow(const Stmt& row);
 
+// A stored policy. Custom strategies registered by the process that enqueued
+// the job need not be registered in this one.
+inline Result<RetryPolicy> StoredPolicy(std::string_view text) {
+  ParseOptions lenient;
+  lenient.allow_unregistered = true;
+  return ParsePolicy(text, lenient);
+}
+
 // Text of an instant as stored.
 inline std::string T(TimePoint t) { return FormatTime(t); }
 // An instant read back; Internal naming the column when it does not parse.

@@ -138,7 +138,7 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
                                            const Classified& error, std::string_view actor,
                                            std::string_view event, TimePoint now,
                                            Counters& counters) {
-  Result<RetryPolicy> policy = ParsePolicy(row.policy);
+  Result<RetryPolicy> policy = StoredPolicy(row.policy);
   if (!policy.ok())
     return Status::Internal("stored policy of " + row.id + ": " + policy.status().message());
   RetryContext ctx;
