@@ -3,7 +3,9 @@
 // expired leases of other workers recovered, per-job timeouts, and a
 // graceful stop.
 //
-//   Worker w(store, {.queues = {"emails"}, .concurrency = 8});
+//   WorkerOptions options;
+//   options.queues = {"emails"};
+//   Worker w(store, options);
 //   w.Handle("send_welcome", [](const JobContext& c) { ...; return HandlerResult::Success(); });
 //   w.Start();  ... w.Stop();
 //
