@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -283,6 +284,31 @@ TEST_F(CliStoreTest, CancelRecordsWhoAndWhy) {
   EXPECT_EQ(j["state"], "cancelled");
   EXPECT_EQ(j["dead"]["evidence"][0], "cancelled by carol: duplicate order");
   EXPECT_EQ(Run({"jobs", "cancel", id, "--by", "carol"}).exit_code, 2) << "already finished";
+}
+
+TEST_F(CliStoreTest, TheDemoTellsEveryKindOfStoryAndLeavesItStored) {
+  auto started = std::chrono::steady_clock::now();
+  ProcessResult r = Run({"demo", "--store", url_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+  for (const char* part :
+       {"full jitter drew", "phase 1/2 immediate, retry 1 of 2", "phase 2/2 exponential",
+        "permanent error CARD_DECLINED: card ending 4242 was declined", "#2 manual",
+        "now completed; replayed by demo-operator (more=1): customer updated their card",
+        "now dead (attempts_exhausted)", "now dead (deadline_exceeded)",
+        "would be past the deadline", "attempts_exhausted=3", "deadline_exceeded=1"}) {
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+  }
+  Json stats = JsonOf(Run({"stats", "--json"}));
+  int64_t completed = 0, dead = 0, manual = 0;
+  for (const Json& q : stats) {
+    completed += q["states"]["completed"].get<int64_t>();
+    dead += q["states"]["dead"].get<int64_t>();
+    manual += q["counters"].value("attempts_manual", int64_t{0});
+  }
+  EXPECT_EQ(completed, 4);
+  EXPECT_EQ(dead, 4);
+  EXPECT_EQ(manual, 1);
 }
 
 TEST_F(CliStoreTest, TheDefaultStoreIsRetracedDbInTheWorkingDirectory) {

@@ -2,12 +2,14 @@
 // stderr as detail, payload bytes on stdin, the environment, no shell, and
 // the end-to-end path enqueue -> worker --drain -> jobs show --json.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "retraced/json.h"
 #include "retraced/store.h"
@@ -158,6 +160,30 @@ TEST_F(ExecWorkerTest, AProgramThatIgnoresItsStdinOrCannotRunIsReported) {
   EXPECT_EQ(e.error_class, ErrorClass::kPermanent);
   EXPECT_EQ(e.code, "EXEC_FAILED");
   EXPECT_EQ(e.message, "cannot run '/no/such/program': No such file or directory");
+}
+
+TEST_F(ExecWorkerTest, SigtermStopsTheWorkerAndReleasesWhatStillRuns) {
+  std::string id = Enqueue("hang", {"--policy", "fixed(1s, retries=3)"});
+  std::unique_ptr<testing::ChildProcess> w =
+      testing::ChildProcess::Start({RETRACED_BIN, "worker", "--queue", "exec", "--exec",
+                                    EXEC_HANDLER_SCRIPT, "--grace", "300ms"},
+                                   {{"RETRACED_STORE", url_}, {"OUT_DIR", dir_.string()}});
+  for (int i = 0; i < 500 && Get(id).state != JobState::kActive; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(Get(id).state, JobState::kActive);
+  auto sent = std::chrono::steady_clock::now();
+  w->Signal(SIGTERM);
+  ProcessResult r = w->Wait();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(10))
+      << "the 30 s program was stopped";
+  EXPECT_NE(r.err.find("SIGTERM: stopping; running jobs have 300ms to finish"), std::string::npos)
+      << r.err;
+  Job j = Get(id);
+  EXPECT_EQ(j.state, JobState::kRetryWait);
+  EXPECT_EQ(j.attempts[0].error->code, "WORKER_STOPPED");
+  EXPECT_EQ(j.events.back().reason, "released");
 }
 
 TEST_F(ExecWorkerTest, EnqueueThenDrainThenShowTellsTheWholeStory) {

@@ -1,9 +1,11 @@
 // Test helper: a minimal worker process for multi-process store tests. Claims
 // jobs of a queue in batches and completes them until the queue has nothing
 // ready, printing each claimed job id on its own line.
-//   store_claimer STORE_URL QUEUE WORKER_ID BATCH [START_UNIX_MS]
-// With START_UNIX_MS it waits until then, so that several start together.
+//   store_claimer STORE_URL QUEUE WORKER_ID BATCH [GO_FILE]
+// With GO_FILE it prints READY once the store is open and waits until the
+// file exists, so that several processes start claiming together.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -12,7 +14,7 @@
 
 int main(int argc, char** argv) {
   if (argc != 5 && argc != 6) {
-    std::cerr << "usage: store_claimer STORE_URL QUEUE WORKER_ID BATCH [START_UNIX_MS]\n";
+    std::cerr << "usage: store_claimer STORE_URL QUEUE WORKER_ID BATCH [GO_FILE]\n";
     return 2;
   }
   using namespace retraced;
@@ -24,8 +26,10 @@ int main(int argc, char** argv) {
   const std::string queue = argv[2], worker = argv[3];
   const int batch = std::stoi(argv[4]);
   if (argc == 6) {
-    std::this_thread::sleep_until(
-        std::chrono::system_clock::time_point(std::chrono::milliseconds(std::stoll(argv[5]))));
+    std::cout << "READY" << std::endl;
+    while (!std::filesystem::exists(argv[5])) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
   }
   while (true) {
     Result<std::vector<ClaimedJob>> claimed =
@@ -37,7 +41,7 @@ int main(int argc, char** argv) {
     if (claimed->empty()) return 0;
     std::vector<Completion> done;
     for (const ClaimedJob& c : *claimed) {
-      std::cout << c.job.id << "\n";
+      std::cout << "CLAIMED " << c.job.id << "\n";
       done.push_back({c.lease, worker});
     }
     Result<std::vector<Status>> r = (*store)->Complete(done);

@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_db.h"
 
+#include <time.h>
+
 namespace retraced::sqlite {
 
 Status StatusFrom(int rc, std::string_view what, sqlite3* db) {
@@ -102,6 +104,27 @@ std::string Stmt::Blob(int col) const {
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
 }
 
+namespace {
+
+// Waits for a lock with short, randomized sleeps rather than SQLite's default
+// back-off (up to 100 ms per try), so that several processes sharing a file
+// take turns instead of one re-taking the lock while the others sleep.
+int BusyHandler(void* timeout_ms, int tries) {
+  const int64_t limit_us = static_cast<int64_t>(*static_cast<int*>(timeout_ms)) * 1000;
+  const int64_t sleep_us = tries < 50 ? 100 + (tries * 37) % 400 : 2000;
+  // Elapsed time is approximated by the sleeps so far.
+  const int64_t slept_us = tries < 50 ? tries * 300 : 50 * 300 + (tries - 50) * 2000;
+  if (slept_us >= limit_us) return 0;  // give up: SQLITE_BUSY
+  sqlite3_sleep(0);                    // yields when the platform allows
+  struct timespec ts {
+    0, static_cast<long>(sleep_us * 1000)
+  };
+  nanosleep(&ts, nullptr);
+  return 1;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_ms) {
   sqlite3* raw = nullptr;
   int rc =
@@ -113,7 +136,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
     return s;
   }
   std::unique_ptr<Db> db(new Db(raw, path));
-  sqlite3_busy_timeout(raw, busy_timeout_ms);
+  db->busy_timeout_ms_ = busy_timeout_ms;
+  sqlite3_busy_handler(raw, BusyHandler, &db->busy_timeout_ms_);
   sqlite3_extended_result_codes(raw, 1);
   // journal_mode=WAL needs the file writable: this is where a read-only or
   // inaccessible file shows up.

@@ -82,6 +82,7 @@ class Db {
   Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;
   std::string path_;
+  int busy_timeout_ms_ = 0;  // read by the busy handler
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> cache_;
 };
 
