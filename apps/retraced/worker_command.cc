@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -93,7 +94,17 @@ int RunWorker(const WorkerCmdOptions& o) {
       int sig = sigtimedwait(&stop_signals, nullptr, &tick);
       if (sig == SIGINT || sig == SIGTERM) {
         std::cerr << "retraced: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-                  << ": stopping; running jobs have " << o.grace << " to finish\n";
+                  << ": stopping; running jobs have " << o.grace
+                  << " to finish (signal again to exit at once)\n";
+        // A second signal ends the process: the leases it holds expire and
+        // other workers recover the jobs.
+        std::thread([&stop_signals] {
+          int again = 0;
+          sigwait(&stop_signals, &again);
+          std::cerr << "retraced: exiting at once; held jobs will be recovered when their leases "
+                       "expire\n";
+          std::_Exit(130);
+        }).detach();
         worker.Stop();
         return;
       }

@@ -240,11 +240,18 @@ RetryContext ContextFor(const Job& job, const Attempt& failed, TimePoint now, in
       ctx.previous_delay = prev.decision->delay;
     }
   }
-  for (size_t i = history.size(); i-- > start;) {
-    const Attempt& a = *history[i];
-    if (a.outcome != Outcome::kLeaseExpired) break;
-    if (a.error && a.error->code == kCodeWorkerStopped) break;  // a graceful release
-    ++ctx.lease_expired_in_row;
+  // Graceful releases (WORKER_STOPPED) neither count nor break the streak;
+  // the release itself is never poison.
+  auto released = [](const Attempt& a) {
+    return a.outcome == Outcome::kLeaseExpired && a.error && a.error->code == kCodeWorkerStopped;
+  };
+  if (!released(failed)) {
+    for (size_t i = history.size(); i-- > start;) {
+      const Attempt& a = *history[i];
+      if (released(a)) continue;
+      if (a.outcome != Outcome::kLeaseExpired) break;
+      ++ctx.lease_expired_in_row;
+    }
   }
   return ctx;
 }

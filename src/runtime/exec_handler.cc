@@ -9,7 +9,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 
 extern char** environ;
 
@@ -44,10 +46,59 @@ class Pipe {
   int fd_[2];
 };
 
+// The path of `program`: itself when it contains a '/', else the first
+// executable file of that name in PATH. Empty when there is none.
+std::string Resolve(const std::string& program) {
+  if (program.find('/') != std::string::npos) return program;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+// Sends SIGTERM to the program's process group when a stop is requested, and
+// SIGKILL `kill_grace` later.
+class Stopper {
+ public:
+  Stopper(pid_t pid, const std::stop_token& stop, Millis grace)
+      : pid_(pid), stop_(stop), grace_(grace) {}
+  void Check() {
+    if (!term_sent_ && stop_.stop_requested()) {
+      kill(-pid_, SIGTERM);
+      term_sent_ = true;
+      term_at_ = std::chrono::steady_clock::now();
+    }
+    if (term_sent_ && !kill_sent_ && std::chrono::steady_clock::now() - term_at_ >= grace_) {
+      kill(-pid_, SIGKILL);
+      kill_sent_ = true;
+    }
+  }
+
+ private:
+  pid_t pid_;
+  std::stop_token stop_;
+  Millis grace_;
+  bool term_sent_ = false, kill_sent_ = false;
+  std::chrono::steady_clock::time_point term_at_;
+};
+
 HandlerResult RunProgram(const std::vector<std::string>& argv, const ExecOptions& options,
                          const JobContext& ctx) {
   // Everything the child needs is built before fork: after it, only
-  // async-signal-safe calls are allowed.
+  // async-signal-safe calls are allowed (execve, not execvpe).
+  std::string program = Resolve(argv[0]);
+  if (program.empty()) {
+    return HandlerResult::Permanent("EXEC_FAILED",
+                                    "cannot run '" + argv[0] + "': not found in PATH");
+  }
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) {
     if (std::strncmp(*e, "RETRACED_", 9) != 0) env_strings.emplace_back(*e);
@@ -70,8 +121,9 @@ HandlerResult RunProgram(const std::vector<std::string>& argv, const ExecOptions
   }
   const pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid < 0)
+  if (pid < 0) {
     return HandlerResult::Temporary("EXEC_FAILED", std::string("fork: ") + std::strerror(errno));
+  }
   if (pid == 0) {
     // The child: its own process group, killed if the worker dies, default
     // signal handling and mask, then the program.
@@ -85,7 +137,7 @@ HandlerResult RunProgram(const std::vector<std::string>& argv, const ExecOptions
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
-    execvpe(args[0], args.data(), envp.data());
+    execve(program.c_str(), args.data(), envp.data());
     int e = errno;
     ssize_t ignored = write(exec_error[1], &e, sizeof e);
     (void)ignored;
@@ -103,30 +155,44 @@ HandlerResult RunProgram(const std::vector<std::string>& argv, const ExecOptions
                                     "cannot run '" + argv[0] + "': " + std::strerror(exec_errno));
   }
 
-  // Feed stdin, collect both outputs, and watch for a stop request.
+  // Feed stdin without blocking, collect both outputs, watch for a stop
+  // request, and notice when the program exits even if something it started
+  // keeps the pipes open.
+  fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
   const std::string& payload = ctx.job.payload;
   size_t written = 0;
   if (payload.empty()) in.Close(1);
   std::string stdout_tail, stderr_tail;
   bool out_open = true, err_open = true;
-  bool term_sent = false, kill_sent = false;
-  auto term_at = std::chrono::steady_clock::time_point::max();
+  Stopper stopper(pid, ctx.stop, options.kill_grace);
+  std::optional<int> status;
+  std::optional<std::chrono::steady_clock::time_point> exited_at;
   char buf[16384];
-  while (out_open || err_open) {
-    if (ctx.stop.stop_requested() && !term_sent) {
-      kill(-pid, SIGTERM);
-      term_sent = true;
-      term_at = std::chrono::steady_clock::now();
+  while (true) {
+    stopper.Check();
+    if (!status) {
+      int st = 0;
+      pid_t r = waitpid(pid, &st, WNOHANG);
+      if (r == pid) {
+        status = st;
+        exited_at = std::chrono::steady_clock::now();
+        in.Close(1);
+      } else if (r < 0 && errno != EINTR) {
+        return HandlerResult::Temporary("EXEC_FAILED",
+                                        std::string("waitpid: ") + std::strerror(errno));
+      }
     }
-    if (term_sent && !kill_sent &&
-        std::chrono::steady_clock::now() - term_at >= options.kill_grace) {
-      kill(-pid, SIGKILL);
-      kill_sent = true;
+    if (!out_open && !err_open && status) break;
+    // Once the program has exited, what it left in the pipes is read for a
+    // moment; a process it started may hold them open forever.
+    if (exited_at &&
+        std::chrono::steady_clock::now() - *exited_at > std::chrono::milliseconds(200)) {
+      break;
     }
     pollfd fds[3] = {{out_open ? out[0] : -1, POLLIN, 0},
                      {err_open ? err[0] : -1, POLLIN, 0},
                      {in[1], POLLOUT, 0}};
-    if (poll(fds, 3, 20) < 0 && errno != EINTR) break;
+    if (poll(fds, 3, 10) < 0 && errno != EINTR) break;
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       ssize_t n = read(fds[i].fd, buf, sizeof buf);
@@ -143,29 +209,26 @@ HandlerResult RunProgram(const std::vector<std::string>& argv, const ExecOptions
       // fails with EPIPE, as executor threads block SIGPIPE (worker.cc).
       ssize_t n = write(in[1], payload.data() + written, payload.size() - written);
       if (n > 0) written += static_cast<size_t>(n);
-      if (n < 0 || written == payload.size()) in.Close(1);
+      if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == payload.size()) in.Close(1);
     }
   }
   in.Close(1);
-  int status = 0;
-  while (true) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno != EINTR)) break;
-    if (ctx.stop.stop_requested() && !term_sent) {
-      kill(-pid, SIGTERM);
-      term_sent = true;
-      term_at = std::chrono::steady_clock::now();
+  while (!status) {  // poll failed before the program was reaped
+    stopper.Check();
+    int st = 0;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) {
+      status = st;
+    } else if (r < 0 && errno != EINTR) {
+      return HandlerResult::Temporary("EXEC_FAILED",
+                                      std::string("waitpid: ") + std::strerror(errno));
+    } else {
+      usleep(2000);
     }
-    if (term_sent && !kill_sent &&
-        std::chrono::steady_clock::now() - term_at >= options.kill_grace) {
-      kill(-pid, SIGKILL);
-      kill_sent = true;
-    }
-    usleep(2000);
   }
   ExecExit exit;
-  exit.signaled = WIFSIGNALED(status);
-  exit.status = exit.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
+  exit.signaled = WIFSIGNALED(*status);
+  exit.status = exit.signaled ? WTERMSIG(*status) : WEXITSTATUS(*status);
   exit.stdout_text = std::move(stdout_tail);
   exit.stderr_text = std::move(stderr_tail);
   std::optional<HandlerFailure> failure = FromExecExit(exit);

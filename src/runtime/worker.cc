@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -43,7 +44,9 @@ class Worker::Impl {
   }
   ~Impl() { Stop(); }
 
-  // One claimed job, from claim until its result is reported (or it is abandoned).
+  // One claimed job, from claim until its result is reported (or it is
+  // abandoned). `claimed` never changes after the job is enqueued locally, so
+  // any thread holding the pointer may read it.
   struct InFlight {
     ClaimedJob claimed;
     std::stop_source stop;
@@ -51,6 +54,10 @@ class Worker::Impl {
     std::optional<TimePoint> deadline;  // when the attempt times out (guarded by mu_)
   };
   using InFlightPtr = std::shared_ptr<InFlight>;
+  // A lease identifies one attempt: the same job may be claimed again (after
+  // a cancel and replay) while an abandoned attempt of it still runs here.
+  using Key = std::pair<std::string, int64_t>;
+  static Key KeyOf(const InFlight& f) { return {f.claimed.lease.job_id, f.claimed.lease.token}; }
 
   Status Start() {
     if (o_.queues.empty()) return Status::InvalidArgument("a worker needs at least one queue");
@@ -65,14 +72,31 @@ class Worker::Impl {
     started_ = true;
     Log("started: queues " + Join(o_.queues) + ", concurrency " + std::to_string(o_.concurrency) +
         ", lease " + FormatDuration(o_.lease));
-    for (int i = 0; i < o_.concurrency; ++i) executors_.emplace_back([this] { ExecutorLoop(); });
+    for (int i = 0; i < o_.concurrency; ++i) {
+      executors_.emplace_back([this] { ExecutorLoop(); });
+      thread_ids_.push_back(executors_.back().get_id());
+    }
     acker_ = std::thread([this] { AckerLoop(); });
     supervisor_ = std::thread([this] { SupervisorLoop(); });
     fetcher_ = std::thread([this] { FetcherLoop(); });
+    thread_ids_.insert(thread_ids_.end(),
+                       {acker_.get_id(), supervisor_.get_id(), fetcher_.get_id()});
     return Status::Ok();
   }
 
   void Stop() {
+    if (OnOwnThread()) {
+      // A handler or hook cannot wait for its own thread: ask, and let Wait()
+      // (or the destructor) finish the shutdown.
+      {
+        std::lock_guard lock(mu_);
+        stop_requested_ = true;
+        stopping_ = true;
+      }
+      fetch_cv_.notify_all();
+      done_cv_.notify_all();
+      return;
+    }
     std::lock_guard stop_lock(stop_mu_);
     {
       std::unique_lock lock(mu_);
@@ -89,7 +113,7 @@ class Worker::Impl {
       for (InFlightPtr& f : queue_) {
         int expected = kQueued;
         if (f->state.compare_exchange_strong(expected, kAbandoned)) {
-          inflight_.erase(f->claimed.job.id);
+          inflight_.erase(KeyOf(*f));
           unstarted.push_back(f);
         }
       }
@@ -97,26 +121,30 @@ class Worker::Impl {
     }
     ReleaseAll(unstarted);
 
-    // Running jobs get the grace period, then are released.
+    // Running jobs get the grace period; those still running are asked to
+    // stop, get a moment to do so, and are released.
     std::vector<InFlightPtr> running;
     {
       std::unique_lock lock(mu_);
       done_cv_.wait_for(lock, o_.grace, [this] { return inflight_.empty(); });
-      for (auto& [id, f] : inflight_) {
+      for (auto& [key, f] : inflight_) {
         int expected = kRunning;
         if (f->state.compare_exchange_strong(expected, kAbandoned)) {
           f->stop.request_stop();
           running.push_back(f);
+          ++abandoned_running_;
         }
       }
       inflight_.clear();
       halt_ = true;
+      done_cv_.wait_for(lock, kStopWait, [this] { return abandoned_running_ == 0; });
     }
-    if (!running.empty())
+    if (!running.empty()) {
       Log(std::to_string(running.size()) + " jobs still running after the grace period");
+    }
     ReleaseAll(running);
     work_cv_.notify_all();
-    for (std::thread& t : executors_) t.join();
+    for (std::thread& t : executors_) t.join();  // waits for handlers that ignore their stop token
     {
       std::lock_guard lock(ack_mu_);
       ack_stop_ = true;
@@ -148,10 +176,10 @@ class Worker::Impl {
   void Wait() {
     {
       std::unique_lock lock(mu_);
-      done_cv_.wait(lock, [this] { return stopped_ || drained_ || !started_; });
+      done_cv_.wait(lock, [this] { return stopped_ || drained_ || stop_requested_ || !started_; });
       if (!started_ || stopped_) return;
     }
-    Stop();  // drained: finish the shutdown from this thread
+    Stop();  // drained or asked from inside: finish the shutdown from this thread
   }
 
   Store& store_;
@@ -166,6 +194,18 @@ class Worker::Impl {
   } counts_;
 
  private:
+  // How long Stop() waits for handlers asked to stop before releasing them.
+  static constexpr Millis kStopWait{3'000};
+
+  bool OnOwnThread() {
+    std::lock_guard lock(mu_);
+    return std::find(thread_ids_.begin(), thread_ids_.end(), std::this_thread::get_id()) !=
+           thread_ids_.end();
+  }
+
+  // Jobs this worker holds or whose handlers still occupy an executor.
+  int Load() const { return static_cast<int>(inflight_.size()) + abandoned_running_; }
+
   // ---- Fetcher -------------------------------------------------------------
 
   void FetcherLoop() {
@@ -175,22 +215,26 @@ class Worker::Impl {
       {
         std::unique_lock lock(mu_);
         if (stopping_) return;
-        capacity = o_.concurrency + o_.prefetch - static_cast<int>(inflight_.size());
+        capacity = o_.concurrency + o_.prefetch - Load();
         if (capacity <= 0) {
-          fetch_cv_.wait(lock, [this] {
-            return stopping_ || static_cast<int>(inflight_.size()) < o_.concurrency + o_.prefetch;
-          });
+          fetch_cv_.wait(lock,
+                         [this] { return stopping_ || Load() < o_.concurrency + o_.prefetch; });
           continue;
         }
         notified_ = false;
       }
-      bool claimed_any = false;
+      bool claimed_any = false, failed = false;
       for (size_t i = 0; i < o_.queues.size() && capacity > 0; ++i) {
+        {
+          std::lock_guard lock(mu_);
+          if (stopping_) return;
+        }
         const std::string& queue = o_.queues[(next_queue + i) % o_.queues.size()];
         Result<std::vector<ClaimedJob>> claimed =
             store_.Claim(ClaimRequest{queue, o_.id, std::min(capacity, 1000), o_.lease});
         if (!claimed.ok()) {
           Log("claim from " + queue + " failed: " + claimed.status().message());
+          failed = true;
           continue;
         }
         capacity -= static_cast<int>(claimed->size());
@@ -199,6 +243,12 @@ class Worker::Impl {
       }
       next_queue = (next_queue + 1) % o_.queues.size();
       if (claimed_any) continue;
+      if (failed) {
+        // The store is failing: do not spin on it.
+        std::unique_lock lock(mu_);
+        fetch_cv_.wait_for(lock, std::max(o_.idle_poll, Millis(100)), [this] { return stopping_; });
+        continue;
+      }
       if (o_.drain && Drained()) {
         Log("drained: the served queues have no job left");
         {
@@ -219,7 +269,7 @@ class Worker::Impl {
       for (ClaimedJob& c : claimed) {
         auto f = std::make_shared<InFlight>();
         f->claimed = std::move(c);
-        inflight_[f->claimed.job.id] = f;
+        inflight_[KeyOf(*f)] = f;
         queue_.push_back(std::move(f));
       }
     }
@@ -231,7 +281,7 @@ class Worker::Impl {
   bool Drained() {
     {
       std::lock_guard lock(mu_);
-      if (!inflight_.empty()) return false;
+      if (Load() > 0) return false;
     }
     for (const std::string& q : o_.queues) {
       Result<std::vector<QueueStats>> s = store_.Stats(q);
@@ -274,6 +324,7 @@ class Worker::Impl {
     pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
     while (true) {
       InFlightPtr f;
+      bool has_deadline = false;
       {
         std::unique_lock lock(mu_);
         work_cv_.wait(lock, [this] { return halt_ || !queue_.empty(); });
@@ -282,22 +333,27 @@ class Worker::Impl {
         queue_.pop_front();
         int expected = kQueued;
         if (!f->state.compare_exchange_strong(expected, kRunning)) continue;
-        if (f->claimed.job.timeout)
-          f->deadline = f->claimed.attempt.started_at + *f->claimed.job.timeout;
+        if (f->claimed.job.timeout) {
+          // The timeout counts from when the handler starts, not from the
+          // claim: time spent prefetched is not the attempt's.
+          f->deadline = store_.Now() + *f->claimed.job.timeout;
+          has_deadline = true;
+          supervisor_wake_ = true;
+        }
       }
-      if (f->deadline) supervisor_cv_.notify_all();
-      Run(*f);
+      if (has_deadline) supervisor_cv_.notify_all();
+      Run(f);
     }
   }
 
-  void Run(InFlight& f) {
-    const Job& job = f.claimed.job;
-    const Attempt& attempt = f.claimed.attempt;
+  void Run(const InFlightPtr& f) {
+    const Job& job = f->claimed.job;
+    const Attempt& attempt = f->claimed.attempt;
     if (attempt.trigger == Trigger::kManual) {
       CallHooks("OnReplay", [&](LifecycleHooks& h) { h.OnReplay(job, attempt); });
     }
     std::optional<HandlerResult> result;
-    JobContext ctx{job, attempt, f.stop.get_token()};
+    JobContext ctx{job, attempt, f->stop.get_token()};
     const Handler* handler = FindHandler(job.type);
     try {
       if (handler == nullptr) {
@@ -315,25 +371,31 @@ class Worker::Impl {
                                        "an exception that is not a std::exception", ""});
     }
     int expected = kRunning;
-    if (!f.state.compare_exchange_strong(expected, kDone)) {
+    if (!f->state.compare_exchange_strong(expected, kDone)) {
       // Timed out, lease lost or released meanwhile: that is already recorded.
+      {
+        std::lock_guard lock(mu_);
+        --abandoned_running_;
+      }
+      fetch_cv_.notify_all();
+      done_cv_.notify_all();
       return;
     }
     {
       std::lock_guard lock(mu_);
-      inflight_.erase(job.id);
+      inflight_.erase(KeyOf(*f));
     }
     fetch_cv_.notify_all();
     done_cv_.notify_all();
     if (result->ok()) {
       {
         std::lock_guard lock(ack_mu_);
-        acks_.push_back(std::move(f.claimed));
+        acks_.push_back(f);
       }
       ack_cv_.notify_one();
       return;
     }
-    ReportFailure(f.claimed, Outcome::kFailed, result->failure());
+    ReportFailure(f->claimed, Outcome::kFailed, result->failure());
   }
 
   const Handler* FindHandler(const std::string& type) const {
@@ -345,6 +407,18 @@ class Worker::Impl {
   const ClassifierConfig& ClassesFor(const std::string& queue) const {
     auto it = o_.queue_classes.find(queue);
     return it == o_.queue_classes.end() ? o_.classes : it->second;
+  }
+
+  // Calls `op` until it succeeds or fails for a reason retrying cannot fix
+  // (everything but `unavailable`), a few times with a short back-off.
+  template <typename T, typename Op>
+  Result<T> WithRetries(Op op) {
+    Result<T> r = op();
+    for (int i = 0; i < 4 && !r.ok() && r.status().code() == StatusCode::kUnavailable; ++i) {
+      std::this_thread::sleep_for(Millis(50 << i));
+      r = op();
+    }
+    return r;
   }
 
   void ReportFailure(const ClaimedJob& c, Outcome outcome, HandlerFailure failure) {
@@ -360,7 +434,7 @@ class Worker::Impl {
     req.worker = o_.id;
     req.outcome = outcome;
     req.error = Classify(failure, ClassesFor(c.job.queue), c.job.policy);
-    Result<FailResult> r = store_.Fail(req);
+    Result<FailResult> r = WithRetries<FailResult>([&] { return store_.Fail(req); });
     if (!r.ok()) {
       Log("job " + c.job.id + ": reporting the failure failed: " + r.status().message());
       if (r.status().code() == StatusCode::kConflict) ++counts_.lost;
@@ -410,19 +484,19 @@ class Worker::Impl {
 
   void AckerLoop() {
     while (true) {
-      std::vector<ClaimedJob> batch;
+      std::vector<InFlightPtr> batch;
       {
         std::unique_lock lock(ack_mu_);
         ack_cv_.wait(lock, [this] { return ack_stop_ || !acks_.empty(); });
         if (acks_.empty()) return;  // stopping and nothing left
         size_t n = std::min(acks_.size(), static_cast<size_t>(std::max(1, o_.ack_batch)));
-        batch.assign(std::make_move_iterator(acks_.begin()),
-                     std::make_move_iterator(acks_.begin() + n));
-        acks_.erase(acks_.begin(), acks_.begin() + n);
+        batch.assign(acks_.begin(), acks_.begin() + static_cast<std::ptrdiff_t>(n));
+        acks_.erase(acks_.begin(), acks_.begin() + static_cast<std::ptrdiff_t>(n));
       }
       std::vector<Completion> items;
-      for (const ClaimedJob& c : batch) items.push_back({c.lease, o_.id});
-      Result<std::vector<Status>> r = store_.Complete(items);
+      for (const InFlightPtr& f : batch) items.push_back({f->claimed.lease, o_.id});
+      Result<std::vector<Status>> r =
+          WithRetries<std::vector<Status>>([&] { return store_.Complete(items); });
       if (!r.ok()) {
         Log("reporting " + std::to_string(items.size()) +
             " successes failed: " + r.status().message());
@@ -430,18 +504,19 @@ class Worker::Impl {
       }
       TimePoint now = hooks_.empty() ? TimePoint{} : store_.Now();
       for (size_t i = 0; i < batch.size(); ++i) {
+        const ClaimedJob& c = batch[i]->claimed;
         if (!(*r)[i].ok()) {
           ++counts_.lost;
-          Log("job " + batch[i].job.id + ": success refused: " + (*r)[i].message());
+          Log("job " + c.job.id + ": success refused: " + (*r)[i].message());
           continue;
         }
         ++counts_.succeeded;
         if (hooks_.empty()) continue;
-        Attempt ended = batch[i].attempt;
+        Attempt ended = c.attempt;
         ended.ended_at = now;
         ended.outcome = Outcome::kSucceeded;
         ended.decision = SuccessDecision();
-        AttemptReport report{batch[i].job, ended, JobState::kCompleted};
+        AttemptReport report{c.job, ended, JobState::kCompleted};
         CallHooks("AfterAttempt", [&](LifecycleHooks& h) { h.AfterAttempt(report); });
       }
     }
@@ -466,13 +541,15 @@ class Worker::Impl {
       std::unique_lock lock(mu_);
       if (supervisor_stop_) return;
       TimePoint wake = std::min(next_heartbeat, next_recover);
-      for (auto& [id, f] : inflight_) {
+      for (auto& [key, f] : inflight_) {
         if (f->deadline && *f->deadline < wake) wake = *f->deadline;
       }
       now = store_.Now();
-      if (wake > now) {
-        supervisor_cv_.wait_for(lock, wake - now, [this] { return supervisor_stop_; });
+      if (wake > now && !supervisor_wake_) {
+        supervisor_cv_.wait_for(lock, wake - now,
+                                [this] { return supervisor_stop_ || supervisor_wake_; });
       }
+      supervisor_wake_ = false;
       if (supervisor_stop_) return;
     }
   }
@@ -487,6 +564,7 @@ class Worker::Impl {
         if (f->deadline && *f->deadline <= now &&
             f->state.compare_exchange_strong(expected, kAbandoned)) {
           f->stop.request_stop();
+          ++abandoned_running_;
           expired.push_back(f);
           it = inflight_.erase(it);
         } else {
@@ -494,7 +572,9 @@ class Worker::Impl {
         }
       }
     }
-    if (!expired.empty()) fetch_cv_.notify_all();
+    if (expired.empty()) return;
+    fetch_cv_.notify_all();
+    done_cv_.notify_all();
     for (const InFlightPtr& f : expired) {
       const Millis limit = *f->claimed.job.timeout;
       ReportFailure(f->claimed, Outcome::kTimedOut,
@@ -507,7 +587,7 @@ class Worker::Impl {
     std::vector<InFlightPtr> held;
     {
       std::lock_guard lock(mu_);
-      for (auto& [id, f] : inflight_) held.push_back(f);
+      for (auto& [key, f] : inflight_) held.push_back(f);
     }
     if (held.empty()) return;
     std::vector<Lease> leases;
@@ -527,7 +607,8 @@ class Worker::Impl {
         ++counts_.lost;
         Log("job " + f->claimed.job.id + ": lease lost (" + (*r)[i].message() + "); stopping it");
         std::lock_guard lock(mu_);
-        inflight_.erase(f->claimed.job.id);
+        inflight_.erase(KeyOf(*f));
+        if (state == kRunning) ++abandoned_running_;
       }
     }
     fetch_cv_.notify_all();
@@ -554,7 +635,8 @@ class Worker::Impl {
     if (jobs.empty()) return;
     std::vector<Lease> leases;
     for (const InFlightPtr& f : jobs) leases.push_back(f->claimed.lease);
-    Result<std::vector<Status>> r = store_.Release(leases, o_.id);
+    Result<std::vector<Status>> r =
+        WithRetries<std::vector<Status>>([&] { return store_.Release(leases, o_.id); });
     if (!r.ok()) {
       Log("releasing " + std::to_string(leases.size()) +
           " jobs failed (their leases will expire): " + r.status().message());
@@ -583,15 +665,18 @@ class Worker::Impl {
   std::mutex stop_mu_;  // serializes Stop()
   std::mutex mu_;
   std::condition_variable fetch_cv_, work_cv_, done_cv_, supervisor_cv_;
-  std::deque<InFlightPtr> queue_;                // claimed, not started
-  std::map<std::string, InFlightPtr> inflight_;  // claimed, result not yet reported
-  std::optional<TimePoint> wake_hint_;           // earliest retry this worker planned
+  std::deque<InFlightPtr> queue_;        // claimed, not started
+  std::map<Key, InFlightPtr> inflight_;  // claimed, result not yet reported
+  int abandoned_running_ = 0;            // handlers still running after being abandoned
+  std::optional<TimePoint> wake_hint_;   // earliest retry this worker planned
   bool started_ = false, stopping_ = false, stopped_ = false, drained_ = false;
-  bool notified_ = false, halt_ = false, supervisor_stop_ = false;
+  bool stop_requested_ = false, notified_ = false, halt_ = false;
+  bool supervisor_stop_ = false, supervisor_wake_ = false;
+  std::vector<std::thread::id> thread_ids_;
 
   std::mutex ack_mu_;
   std::condition_variable ack_cv_;
-  std::vector<ClaimedJob> acks_;
+  std::vector<InFlightPtr> acks_;
   bool ack_stop_ = false;
 
   std::mutex log_mu_;

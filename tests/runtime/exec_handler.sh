@@ -15,7 +15,8 @@ case "$RETRACED_JOB_TYPE" in
   copy)      cat > "$OUT_DIR/$RETRACED_JOB_ID.payload"; exit 0 ;;
   env)       env | grep '^RETRACED_' | sort > "$OUT_DIR/$RETRACED_JOB_ID.env"
              for a in "$@"; do printf '%s\n' "$a"; done > "$OUT_DIR/$RETRACED_JOB_ID.args"; exit 0 ;;
-  hang)      sleep 30; exit 0 ;;
+  hang)      sleep 30; exit 0 ;;  # never reads its stdin either
+  daemon)    sleep 30 & exit 0 ;;  # leaves a process holding stdout and stderr
   ignore)    exit 0 ;;  # never reads its stdin
   *)         echo "unknown type $RETRACED_JOB_TYPE" >&2; exit 64 ;;
 esac

@@ -150,6 +150,27 @@ TEST_F(ExecWorkerTest, ATimeoutKillsTheProgram) {
   EXPECT_EQ(j.attempts[0].error->code, "TIMED_OUT");
 }
 
+// Regression: writing a payload larger than a pipe to a program that never
+// reads it blocked the executor, so the timeout could not kill the program.
+TEST_F(ExecWorkerTest, ATimeoutKillsAProgramThatNeverReadsALargePayload) {
+  std::string id =
+      Enqueue("hang", {"--timeout", "300ms", "--raw", "--payload", "-"}, std::string(4 << 20, 'x'));
+  auto started = std::chrono::steady_clock::now();
+  Work();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(15));
+  EXPECT_EQ(Get(id).attempts[0].outcome, Outcome::kTimedOut);
+}
+
+// Regression: a program that exited while a process it started kept the
+// pipes open was waited for forever.
+TEST_F(ExecWorkerTest, AProgramThatLeavesABackgroundProcessIsDoneWhenItExits) {
+  std::string id = Enqueue("daemon");
+  auto started = std::chrono::steady_clock::now();
+  Work();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(15));
+  EXPECT_EQ(Get(id).state, JobState::kCompleted);
+}
+
 TEST_F(ExecWorkerTest, AProgramThatIgnoresItsStdinOrCannotRunIsReported) {
   std::string ignore = Enqueue("ignore", {"--raw", "--payload", "-"}, std::string(1 << 20, '1'));
   Work();
@@ -160,6 +181,10 @@ TEST_F(ExecWorkerTest, AProgramThatIgnoresItsStdinOrCannotRunIsReported) {
   EXPECT_EQ(e.error_class, ErrorClass::kPermanent);
   EXPECT_EQ(e.code, "EXEC_FAILED");
   EXPECT_EQ(e.message, "cannot run '/no/such/program': No such file or directory");
+  std::string unnamed = Enqueue("ok");
+  Work("no-such-program-in-path");
+  EXPECT_EQ(Get(unnamed).attempts[0].error->message,
+            "cannot run 'no-such-program-in-path': not found in PATH");
 }
 
 TEST_F(ExecWorkerTest, SigtermStopsTheWorkerAndReleasesWhatStillRuns) {
@@ -178,7 +203,10 @@ TEST_F(ExecWorkerTest, SigtermStopsTheWorkerAndReleasesWhatStillRuns) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(10))
       << "the 30 s program was stopped";
-  EXPECT_NE(r.err.find("SIGTERM: stopping; running jobs have 300ms to finish"), std::string::npos)
+  EXPECT_NE(
+      r.err.find(
+          "SIGTERM: stopping; running jobs have 300ms to finish (signal again to exit at once)"),
+      std::string::npos)
       << r.err;
   Job j = Get(id);
   EXPECT_EQ(j.state, JobState::kRetryWait);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "retraced/worker.h"
 
@@ -207,6 +208,46 @@ TEST_F(WorkerExtensionTest, ACustomStrategyDrivesTheWorkersRetries) {
   EXPECT_EQ(j.attempts[2].decision->delay, Millis(80));
   EXPECT_TRUE(j.attempts[2].decision->reason.starts_with(
       "temporary error X; doubling_from, retry 3 of 3: 80ms"));
+}
+
+// Regression: Stop() from a handler made a worker thread join itself.
+TEST_F(WorkerExtensionTest, AHandlerMayStopItsOwnWorker) {
+  std::string id = Add("last", "none");
+  WorkerOptions o = Options();
+  o.drain = false;
+  Worker w(*store_, o);
+  w.Handle("last", [&w](const JobContext&) {
+    w.Stop();
+    return HandlerResult::Success();
+  });
+  ASSERT_TRUE(w.Start().ok());
+  w.Wait();  // returns: the stop asked from inside is finished here
+  EXPECT_EQ(Get(id).state, JobState::kCompleted);
+}
+
+// Regression: a job's timeout counted from its claim, so time spent waiting
+// for an executor (prefetched) ate into it.
+TEST_F(WorkerExtensionTest, ATimeoutCountsFromWhenTheHandlerStarts) {
+  std::string slow = Add("slow", "none");
+  NewJob quick;
+  quick.queue = "q";
+  quick.type = "quick";
+  quick.policy = *ParsePolicy("none");
+  quick.timeout = Millis(300);
+  std::string quick_id = (*store_->Enqueue({&quick, 1}, "test"))[0].id;
+  WorkerOptions o = Options();
+  o.concurrency = 1;  // the quick job waits behind the slow one
+  o.prefetch = 1;
+  Worker w(*store_, o);
+  w.Handle("slow", [](const JobContext&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    return HandlerResult::Success();
+  });
+  w.Handle("quick", [](const JobContext&) { return HandlerResult::Success(); });
+  ASSERT_TRUE(w.Start().ok());
+  w.Wait();
+  EXPECT_EQ(Get(slow).state, JobState::kCompleted);
+  EXPECT_EQ(Get(quick_id).state, JobState::kCompleted) << "not timed out while it waited";
 }
 
 TEST_F(WorkerExtensionTest, StartRefusesBadOptions) {

@@ -166,6 +166,30 @@ TEST_P(StoreTest, ReleaseGivesALeaseUpAtOnceWithoutCountingTowardPoison) {
   }
 }
 
+TEST_P(StoreTest, AReleaseNeitherCountsTowardPoisonNorBreaksTheStreak) {
+  // Regression: a release reset the streak, so stopping hung workers
+  // gracefully hid a poison job.
+  NewJob n = Job();
+  n.policy = *ParsePolicy("immediate(10)");
+  std::string id = Add(n);
+  auto lose = [&] {
+    ClaimOne("emails", "w", Millis(100));
+    clock_.Advance(Millis(101));
+    return (*store_->RecoverExpired(10)).at(0).decision;
+  };
+  EXPECT_EQ(lose().action, Action::kRetry);
+  EXPECT_EQ(lose().action, Action::kRetry);
+  ClaimedJob c = ClaimOne("emails", "stopping");
+  ASSERT_TRUE((*store_->Release({&c.lease, 1}, "stopping"))[0].ok());
+  Decision third = lose();
+  EXPECT_EQ(third.dead_reason, DeadReason::kPoison);
+  retraced::Job j = Get(id);
+  for (const Attempt& a : j.attempts) {
+    Failure f{*a.outcome, a.error->error_class, a.error->code, ""};
+    EXPECT_EQ(Decide(j.policy, ContextFor(j, a, *a.ended_at), f), *a.decision) << a.n;
+  }
+}
+
 TEST_P(StoreTest, CancelStopsALiveJobAndRecordsWhoAndWhy) {
   std::string waiting = Add(Job());
   ASSERT_TRUE(store_->Cancel(waiting, "alice", "customer unsubscribed").ok());

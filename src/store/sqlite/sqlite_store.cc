@@ -150,8 +150,11 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
   if (row.deadline_at) {
     RETRACED_ASSIGN_OR_RETURN(ctx.deadline_at, ReadTime(*row.deadline_at, "deadline_at"));
   }
-  const bool lost = outcome == Outcome::kLeaseExpired && error.error.code != kCodeWorkerStopped;
+  // A release (WORKER_STOPPED) neither counts toward poison nor breaks the streak.
+  const bool released = outcome == Outcome::kLeaseExpired && error.error.code == kCodeWorkerStopped;
+  const bool lost = outcome == Outcome::kLeaseExpired && !released;
   ctx.lease_expired_in_row = lost ? static_cast<int>(row.streak) + 1 : 0;
+  const int64_t streak = released ? row.streak : ctx.lease_expired_in_row;
   ctx.poison_after = options_.poison_after;
   ctx.now = now;
   Decision d = Decide(*policy, ctx, ToFailure(outcome, error));
@@ -187,7 +190,7 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
                                "last_error_signature = ?, updated_at = ? WHERE seq = ?"));
     q->Bind(1, Name(result.state)).Bind(2, T(*d.next_run_at));
     q->Bind(3, Name(outcome == Outcome::kLeaseExpired ? Trigger::kRecovery : Trigger::kAuto));
-    q->Bind(4, d.delay.count()).Bind(5, int64_t{ctx.lease_expired_in_row});
+    q->Bind(4, d.delay.count()).Bind(5, streak);
     q->Bind(6, Name(e.error_class)).Bind(7, e.code).Bind(8, e.message).Bind(9, signature);
     RETRACED_RETURN_IF_ERROR(q->Bind(10, T(now)).Bind(11, row.seq).Run());
     ++counters[{row.queue, "retries_scheduled"}];
@@ -201,7 +204,7 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
                                "last_error_class = ?, last_error_code = ?, last_error_message = ?, "
                                "last_error_signature = ?, updated_at = ? WHERE seq = ?"));
     q->Bind(1, Name(*d.dead_reason)).Bind(2, T(now)).Bind(3, DumpJson(evidence));
-    q->Bind(4, int64_t{ctx.lease_expired_in_row}).Bind(5, Name(e.error_class)).Bind(6, e.code);
+    q->Bind(4, streak).Bind(5, Name(e.error_class)).Bind(6, e.code);
     q->Bind(7, e.message).Bind(8, signature).Bind(9, T(now));
     RETRACED_RETURN_IF_ERROR(q->Bind(10, row.seq).Run());
     ++counters[{row.queue, "dead_" + std::string(Name(*d.dead_reason))}];
