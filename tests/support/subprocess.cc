@@ -15,6 +15,28 @@
 extern char** environ;
 
 namespace retraced::testing {
+namespace {
+
+// argv and the environment (this process's, with `env` set over it) in the
+// form posix_spawn takes; the pointers live as long as the object.
+struct Spawnable {
+  Spawnable(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env)
+      : argv_copy(argv) {
+    for (char** e = environ; *e; ++e) {
+      std::string kv = *e;
+      if (!env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
+    }
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    for (std::string& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    for (std::string& s : argv_copy) args.push_back(s.data());
+    args.push_back(nullptr);
+  }
+  std::vector<std::string> argv_copy, env_strings;
+  std::vector<char*> args, envp;
+};
+
+}  // namespace
 
 ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string& stdin_data,
                          const std::map<std::string, std::string>& env) {
@@ -28,22 +50,11 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
 
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    std::string key = kv.substr(0, kv.find('='));
-    if (!env.count(key)) env_strings.push_back(kv);
-  }
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp, args;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (std::string& s : argv_copy) args.push_back(s.data());
-  args.push_back(nullptr);
+  Spawnable spawn(argv, env);
 
   pid_t pid;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data());
+  int rc =
+      posix_spawnp(&pid, spawn.args[0], &actions, nullptr, spawn.args.data(), spawn.envp.data());
   posix_spawn_file_actions_destroy(&actions);
   close(in[0]);
   close(out[1]);
@@ -108,20 +119,10 @@ std::unique_ptr<ChildProcess> ChildProcess::Start(const std::vector<std::string>
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    if (!env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
-  }
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp, args;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (std::string& s : argv_copy) args.push_back(s.data());
-  args.push_back(nullptr);
+  Spawnable spawn(argv, env);
   std::unique_ptr<ChildProcess> child(new ChildProcess());
-  int rc = posix_spawnp(&child->pid_, args[0], &actions, nullptr, args.data(), envp.data());
+  int rc = posix_spawnp(&child->pid_, spawn.args[0], &actions, nullptr, spawn.args.data(),
+                        spawn.envp.data());
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   close(err[1]);

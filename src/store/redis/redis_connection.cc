@@ -1,0 +1,179 @@
+#include "store/redis/redis_connection.h"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+
+namespace retraced::redis {
+namespace {
+
+timeval ToTimeval(Millis d) {
+  return timeval{static_cast<time_t>(d.count() / 1000),
+                 static_cast<suseconds_t>(d.count() % 1000 * 1000)};
+}
+
+Reply Copy(const redisReply* r) {
+  Reply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Reply::Type::kArray;
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Copy(r->element[i]));
+      break;
+    default:
+      out.type = Reply::Type::kNil;
+  }
+  return out;
+}
+
+void Append(redisContext* c, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Connection>> Connection::Open(const RedisAddress& address,
+                                                     const ConnectionOptions& options) {
+  std::unique_ptr<Connection> c(new Connection(address, options));
+  RETRACED_RETURN_IF_ERROR(c->Connect());
+  return c;
+}
+
+Connection::~Connection() {
+  if (ctx_) redisFree(ctx_);
+}
+
+Status Connection::Connect() {
+  timeval tv = ToTimeval(options_.connect_timeout);
+  redisContext* c = address_.socket_path.empty()
+                        ? redisConnectWithTimeout(address_.host.c_str(), address_.port, tv)
+                        : redisConnectUnixWithTimeout(address_.socket_path.c_str(), tv);
+  if (c == nullptr || c->err) {
+    std::string why = c ? c->errstr : "out of memory";
+    if (c) redisFree(c);
+    return Status::Unavailable("redis at " + address_.Describe() + " is unavailable: " + why);
+  }
+  timeval io = ToTimeval(options_.io_timeout);
+  redisSetTimeout(c, io);
+  ctx_ = c;
+  auto setup = [&](const std::vector<std::string>& args, std::string_view what) -> Status {
+    Append(ctx_, args);
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) return Lost(what);
+    Reply r = Copy(static_cast<redisReply*>(raw));
+    freeReplyObject(raw);
+    if (!r.IsError()) return Status::Ok();
+    Status s = (r.str.rfind("WRONGPASS", 0) == 0 || r.str.rfind("NOAUTH", 0) == 0 ||
+                r.str.find("invalid password") != std::string::npos ||
+                r.str.find("no password is set") != std::string::npos)
+                   ? Status::InvalidArgument("redis at " + address_.Describe() +
+                                             " refused the credentials: " + r.str)
+                   : Status::InvalidArgument("redis at " + address_.Describe() + ": " +
+                                             std::string(what) + " failed: " + r.str);
+    redisFree(ctx_);
+    ctx_ = nullptr;
+    return s;
+  };
+  if (address_.password) {
+    std::vector<std::string> auth = {"AUTH"};
+    if (address_.user) auth.push_back(*address_.user);
+    auth.push_back(*address_.password);
+    RETRACED_RETURN_IF_ERROR(setup(auth, "AUTH"));
+  }
+  if (address_.db != 0)
+    RETRACED_RETURN_IF_ERROR(setup({"SELECT", std::to_string(address_.db)}, "SELECT"));
+  backoff_ = Millis(0);
+  return Status::Ok();
+}
+
+Status Connection::Lost(std::string_view what) {
+  std::string why = ctx_ && ctx_->errstr[0] ? ctx_->errstr : "connection lost";
+  if (ctx_) redisFree(ctx_);
+  ctx_ = nullptr;
+  backoff_ = std::min(options_.max_backoff, backoff_.count() == 0 ? Millis(50) : backoff_ * 2);
+  next_try_ = std::chrono::steady_clock::now() + backoff_;
+  last_error_ = why;
+  return Status::Unavailable("redis at " + address_.Describe() + " is unavailable (" +
+                             std::string(what) + "): " + why);
+}
+
+Status Connection::EnsureConnected() {
+  if (ctx_) return Status::Ok();
+  if (std::chrono::steady_clock::now() < next_try_) {
+    return Status::Unavailable("redis at " + address_.Describe() +
+                               " is unavailable: " + last_error_ + "; reconnecting");
+  }
+  Status s = Connect();
+  if (s.code() == StatusCode::kUnavailable) {
+    backoff_ = std::min(options_.max_backoff, backoff_.count() == 0 ? Millis(50) : backoff_ * 2);
+    next_try_ = std::chrono::steady_clock::now() + backoff_;
+    last_error_ = s.message();
+  }
+  return s;
+}
+
+Result<Reply> Connection::Command(const std::vector<std::string>& args) {
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> replies, Pipeline({args}));
+  return std::move(replies.front());
+}
+
+Result<std::vector<Reply>> Connection::Pipeline(
+    const std::vector<std::vector<std::string>>& commands) {
+  RETRACED_RETURN_IF_ERROR(EnsureConnected());
+  for (const auto& args : commands) Append(ctx_, args);
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) return Lost(commands[i].front());
+    replies.push_back(Copy(static_cast<redisReply*>(raw)));
+    freeReplyObject(raw);
+  }
+  return replies;
+}
+
+Result<Reply> Connection::Eval(Script& script, const std::vector<std::string>& keys,
+                               const std::vector<std::string>& args) {
+  for (int round = 0; round < 2; ++round) {
+    if (script.sha.empty()) {
+      RETRACED_ASSIGN_OR_RETURN(Reply loaded, Command({"SCRIPT", "LOAD", script.text}));
+      if (loaded.IsError()) {
+        return Status::Internal("loading script " + script.name + ": " + loaded.str);
+      }
+      script.sha = loaded.str;
+    }
+    std::vector<std::string> cmd = {"EVALSHA", script.sha, std::to_string(keys.size())};
+    cmd.insert(cmd.end(), keys.begin(), keys.end());
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    RETRACED_ASSIGN_OR_RETURN(Reply r, Command(cmd));
+    if (r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0) {
+      script.sha.clear();  // the server restarted or flushed its scripts: load again
+      continue;
+    }
+    return r;
+  }
+  return Status::Internal("script " + script.name + " could not be loaded");
+}
+
+}  // namespace retraced::redis

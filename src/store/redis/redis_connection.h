@@ -1,0 +1,88 @@
+// One connection to a Redis server over hiredis, for the Redis store: plain
+// commands, pipelines, and Lua scripts called by EVALSHA (loaded once,
+// reloaded when the server answers NOSCRIPT). When the server goes away the
+// connection reconnects with back-off; until it can, calls fail at once with
+// Unavailable naming the server, rather than hang.
+//
+// Not thread-safe: one connection per thread or behind a mutex.
+#ifndef RETRACED_STORE_REDIS_REDIS_CONNECTION_H_
+#define RETRACED_STORE_REDIS_REDIS_CONNECTION_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "retraced/status.h"
+#include "retraced/time.h"
+#include "store/redis/redis_url.h"
+
+struct redisContext;
+
+namespace retraced::redis {
+
+// A reply, copied out of hiredis.
+struct Reply {
+  enum class Type { kNil, kInteger, kString, kStatus, kError, kArray };
+  Type type = Type::kNil;
+  int64_t integer = 0;
+  std::string str;  // kString, kStatus, kError
+  std::vector<Reply> elements;
+
+  bool IsError() const { return type == Type::kError; }
+  bool IsNil() const { return type == Type::kNil; }
+};
+
+struct ConnectionOptions {
+  Millis connect_timeout{2'000};
+  Millis io_timeout{5'000};
+  Millis max_backoff{2'000};  // longest wait between reconnection attempts
+};
+
+// A Lua script: its name (for messages), its text, and its SHA1 once loaded.
+struct Script {
+  std::string name;
+  std::string text;
+  std::string sha;  // filled by the first call; the same on every server
+};
+
+class Connection {
+ public:
+  // Connects, authenticates and selects the db. InvalidArgument for a refused
+  // password; Unavailable when the server cannot be reached.
+  static Result<std::unique_ptr<Connection>> Open(const RedisAddress& address,
+                                                  const ConnectionOptions& options = {});
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // Sends one command and returns its reply (which may be an error reply).
+  // Unavailable when the connection is lost or cannot be made.
+  Result<Reply> Command(const std::vector<std::string>& args);
+  // Sends every command before reading any reply: one round trip for all.
+  Result<std::vector<Reply>> Pipeline(const std::vector<std::vector<std::string>>& commands);
+  // EVALSHA, loading the script first when the server does not know it.
+  Result<Reply> Eval(Script& script, const std::vector<std::string>& keys,
+                     const std::vector<std::string>& args);
+
+  const RedisAddress& address() const { return address_; }
+
+ private:
+  Connection(RedisAddress address, ConnectionOptions options)
+      : address_(std::move(address)), options_(options) {}
+  Status Connect();
+  Status EnsureConnected();
+  Status Lost(std::string_view what);  // drops the context, schedules the reconnect
+
+  RedisAddress address_;
+  ConnectionOptions options_;
+  redisContext* ctx_ = nullptr;
+  Millis backoff_{0};
+  std::chrono::steady_clock::time_point next_try_{};
+  std::string last_error_;
+};
+
+}  // namespace retraced::redis
+
+#endif  // RETRACED_STORE_REDIS_REDIS_CONNECTION_H_

@@ -1,0 +1,168 @@
+// The Redis connection layer against a real redis-server: URLs, AUTH (password
+// and ACL user), db selection, pipelining, scripts and NOSCRIPT, and what the
+// caller sees while the server is down and after it comes back.
+#include "store/redis/redis_connection.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "support/redis_server.h"
+
+namespace retraced::redis {
+namespace {
+
+using testing::RedisServer;
+
+TEST(RedisUrl, ParsesEveryForm) {
+  RedisAddress a = *ParseRedisUrl("redis://127.0.0.1:6380/2");
+  EXPECT_EQ(a.host, "127.0.0.1");
+  EXPECT_EQ(a.port, 6380);
+  EXPECT_EQ(a.db, 2);
+  EXPECT_FALSE(a.password);
+  RedisAddress d = *ParseRedisUrl("redis://cache.internal");
+  EXPECT_EQ(d.port, 6379);
+  EXPECT_EQ(d.db, 0);
+  RedisAddress p = *ParseRedisUrl("redis://:s%40cret@h:1/0");
+  EXPECT_FALSE(p.user);
+  EXPECT_EQ(p.password, "s@cret");
+  RedisAddress u = *ParseRedisUrl("redis://app:pw@h:1");
+  EXPECT_EQ(u.user, "app");
+  EXPECT_EQ(u.password, "pw");
+  EXPECT_EQ(u.Describe(), "redis://app:***@h:1/0") << "no password in messages";
+  RedisAddress v6 = *ParseRedisUrl("redis://[::1]:7000/1");
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_EQ(v6.port, 7000);
+  RedisAddress s = *ParseRedisUrl("redis+unix:///run/redis.sock?db=3");
+  EXPECT_EQ(s.socket_path, "/run/redis.sock");
+  EXPECT_EQ(s.db, 3);
+}
+
+TEST(RedisUrl, RefusesBadUrlsWithAReason) {
+  struct Case {
+    const char* url;
+    const char* says;
+  };
+  for (const Case& c :
+       {Case{"redis://", "no host"},
+        Case{"redis://h:0", "the port must be a number from 1 to 65535"},
+        Case{"redis://h:port", "the port must be"}, Case{"redis://h/x", "the db must be"},
+        Case{"redis://h/5000", "the db must be a number from 0 to 1023"},
+        Case{"redis+unix://relative.sock", "the socket path must be absolute"},
+        Case{"redis+unix:///s?timeout=1", "the only option is ?db=N"},
+        Case{"redis://user@h", "a user needs a password"},
+        Case{"http://h", "expected redis://host:port/db"}}) {
+    Result<RedisAddress> r = ParseRedisUrl(c.url);
+    ASSERT_FALSE(r.ok()) << c.url;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(c.says), std::string::npos) << r.status().message();
+  }
+}
+
+class RedisConnectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!RedisServer::Available()) GTEST_SKIP() << "redis-server is not installed";
+    std::string error;
+    server_ = RedisServer::Start({}, &error);
+    ASSERT_TRUE(server_) << error;
+  }
+  std::unique_ptr<Connection> Connect(const std::string& url) {
+    Result<std::unique_ptr<Connection>> c = Connection::Open(*ParseRedisUrl(url));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+  std::unique_ptr<RedisServer> server_;
+};
+
+TEST_F(RedisConnectionTest, TalksOverTcpAndUnixSocketsToTheChosenDb) {
+  std::unique_ptr<Connection> tcp = Connect(server_->Url(3));
+  std::unique_ptr<Connection> unix_socket = Connect(server_->UnixUrl());
+  EXPECT_EQ(tcp->Command({"PING"})->str, "PONG");
+  EXPECT_EQ(tcp->Command({"SET", "k", "in db 3"})->str, "OK");
+  EXPECT_TRUE(unix_socket->Command({"GET", "k"})->IsNil()) << "db 0 does not see db 3";
+  EXPECT_EQ(Connect("redis+unix://" + server_->socket() + "?db=3")->Command({"GET", "k"})->str,
+            "in db 3");
+  // Binary-safe arguments and replies.
+  std::string bytes;
+  for (int b = 0; b < 256; ++b) bytes += static_cast<char>(b);
+  ASSERT_FALSE(tcp->Command({"SET", "bin", bytes})->IsError());
+  EXPECT_EQ(tcp->Command({"GET", "bin"})->str, bytes);
+}
+
+TEST_F(RedisConnectionTest, PipelinesSendEverythingBeforeReading) {
+  std::unique_ptr<Connection> c = Connect(server_->Url());
+  std::vector<std::vector<std::string>> incrs(1000, {"INCR", "counter"});
+  Result<std::vector<Reply>> r = c->Pipeline(incrs);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 1000u);
+  EXPECT_EQ(r->back().integer, 1000);
+  EXPECT_TRUE(c->Command({"NO_SUCH_COMMAND"})->IsError());
+}
+
+TEST_F(RedisConnectionTest, ScriptsAreLoadedOnceAndReloadedAfterAFlush) {
+  std::unique_ptr<Connection> c = Connect(server_->Url());
+  Script add{"add", "return tonumber(ARGV[1]) + redis.call('INCR', KEYS[1])", ""};
+  EXPECT_EQ(c->Eval(add, {"n"}, {"10"})->integer, 11);
+  std::string sha = add.sha;
+  EXPECT_EQ(sha.size(), 40u);
+  EXPECT_EQ(c->Command({"SCRIPT", "FLUSH"})->str, "OK");
+  EXPECT_EQ(c->Eval(add, {"n"}, {"10"})->integer, 12) << "NOSCRIPT made it load the script again";
+  EXPECT_EQ(add.sha, sha);
+  Script broken{"broken", "return (", ""};
+  EXPECT_EQ(c->Eval(broken, {}, {}).status().code(), StatusCode::kInternal);
+}
+
+TEST(RedisAuthTest, PasswordsAndAclUsersAreChecked) {
+  if (!RedisServer::Available()) GTEST_SKIP() << "redis-server is not installed";
+  std::string error;
+  std::unique_ptr<RedisServer> server = RedisServer::Start({"--requirepass", "s3cret"}, &error);
+  ASSERT_TRUE(server) << error;
+  std::string base = "127.0.0.1:" + std::to_string(server->port());
+  Result<std::unique_ptr<Connection>> wrong =
+      Connection::Open(*ParseRedisUrl("redis://:nope@" + base));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(wrong.status().message().find("refused the credentials"), std::string::npos)
+      << wrong.status().message();
+  EXPECT_EQ(wrong.status().message().find("nope"), std::string::npos)
+      << "the password is not shown";
+  Result<std::unique_ptr<Connection>> none = Connection::Open(*ParseRedisUrl("redis://" + base));
+  ASSERT_TRUE(none.ok()) << "connecting works; commands are refused";
+  EXPECT_TRUE((*none)->Command({"PING"})->IsError());
+  Result<std::unique_ptr<Connection>> right =
+      Connection::Open(*ParseRedisUrl("redis://:s3cret@" + base));
+  ASSERT_TRUE(right.ok()) << right.status().ToString();
+  EXPECT_EQ((*right)->Command({"ACL", "SETUSER", "app", "on", ">apppw", "~*", "+@all"})->str, "OK");
+  Result<std::unique_ptr<Connection>> acl =
+      Connection::Open(*ParseRedisUrl("redis://app:apppw@" + base));
+  ASSERT_TRUE(acl.ok()) << acl.status().ToString();
+  EXPECT_EQ((*acl)->Command({"PING"})->str, "PONG");
+}
+
+TEST_F(RedisConnectionTest, WhileTheServerIsDownCallsFailFastAndThenReconnect) {
+  std::unique_ptr<Connection> c = Connect(server_->Url());
+  ASSERT_EQ(c->Command({"SET", "k", "v"})->str, "OK");
+  server_->Stop();
+  auto started = std::chrono::steady_clock::now();
+  Result<Reply> down = c->Command({"GET", "k"});
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(down.status().message().find("redis at redis://127.0.0.1:"), std::string::npos)
+      << down.status().message();
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(c->Command({"PING"}).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3)) << "no hang";
+  std::string error;
+  ASSERT_TRUE(server_->Restart(&error)) << error;
+  bool back = false;
+  for (int i = 0; i < 100 && !back; ++i) {
+    Result<Reply> r = c->Command({"PING"});
+    back = r.ok() && r->str == "PONG";
+    if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(back) << "the connection came back by itself";
+}
+
+}  // namespace
+}  // namespace retraced::redis
