@@ -186,42 +186,59 @@ Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
   return claimed;
 }
 
-Result<std::vector<Status>> SqliteStore::Complete(std::span<const Completion> items) {
+Result<std::vector<Status>> SqliteStore::EachLease(
+    const std::vector<std::pair<Lease, std::string_view>>& items, std::string_view what,
+    const LeaseAction& apply) {
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   Txn txn(*db_);
   RETRACED_RETURN_IF_ERROR(txn.Begin());
   Counters counters;
   std::vector<Status> results;
-  for (const Completion& c : items) {
-    RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(c.lease.job_id));
+  for (const auto& [lease, worker] : items) {
+    RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(lease.job_id));
     if (!row) {
-      results.push_back(Status::NotFound("no job " + c.lease.job_id));
+      results.push_back(Status::NotFound("no job " + lease.job_id));
       continue;
     }
-    Status lease = CheckLease(*row, c.lease.token, c.worker, "completion", now, counters);
-    if (!lease.ok()) {
-      if (lease.code() != StatusCode::kConflict) return lease;
-      results.push_back(lease);
+    Status held = CheckLease(*row, lease.token, worker, what, now, counters);
+    if (!held.ok()) {
+      if (held.code() != StatusCode::kConflict) return held;
+      results.push_back(held);  // the refusal is recorded and committed
       continue;
     }
-    RETRACED_ASSIGN_OR_RETURN(
-        Stmt * a, db_->Prepare("UPDATE attempts SET ended_at = ?, outcome = 'succeeded', "
-                               "action = 'none', reason = 'succeeded' WHERE job_id = ? AND n = ?"));
-    RETRACED_RETURN_IF_ERROR(a->Bind(1, T(now)).Bind(2, row->id).Bind(3, row->attempt_count).Run());
-    RETRACED_ASSIGN_OR_RETURN(
-        Stmt * j, db_->Prepare("UPDATE jobs SET state = 'completed', lease_token = NULL, "
-                               "lease_worker = NULL, lease_expires_at = NULL, lease_expired_streak "
-                               "= 0, updated_at = ? WHERE seq = ?"));
-    RETRACED_RETURN_IF_ERROR(j->Bind(1, T(now)).Bind(2, row->seq).Run());
-    RETRACED_RETURN_IF_ERROR(
-        AddEvent(row->id, now, JobState::kActive, JobState::kCompleted, "succeeded", c.worker, ""));
-    ++counters[{row->queue, "completed"}];
+    RETRACED_RETURN_IF_ERROR(apply(*row, worker, now, counters));
     results.push_back(Status::Ok());
   }
   RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
   RETRACED_RETURN_IF_ERROR(txn.Commit());
   return results;
+}
+
+Result<std::vector<Status>> SqliteStore::Complete(std::span<const Completion> items) {
+  std::vector<std::pair<Lease, std::string_view>> leases;
+  for (const Completion& c : items) leases.emplace_back(c.lease, c.worker);
+  return EachLease(
+      leases, "completion",
+      [this](const LeaseRow& row, std::string_view worker, TimePoint now,
+             Counters& counters) -> Status {
+        RETRACED_ASSIGN_OR_RETURN(
+            Stmt * a,
+            db_->Prepare("UPDATE attempts SET ended_at = ?, outcome = 'succeeded', "
+                         "action = 'none', reason = 'succeeded' WHERE job_id = ? AND n = ?"));
+        RETRACED_RETURN_IF_ERROR(
+            a->Bind(1, T(now)).Bind(2, row.id).Bind(3, row.attempt_count).Run());
+        RETRACED_ASSIGN_OR_RETURN(
+            Stmt * j,
+            db_->Prepare("UPDATE jobs SET state = 'completed', lease_token = NULL, "
+                         "lease_worker = NULL, lease_expires_at = NULL, lease_expired_streak "
+                         "= 0, updated_at = ? WHERE seq = ?"));
+        RETRACED_RETURN_IF_ERROR(j->Bind(1, T(now)).Bind(2, row.seq).Run());
+        RETRACED_RETURN_IF_ERROR(AddEvent(row.id, now, JobState::kActive, JobState::kCompleted,
+                                          "succeeded", worker, ""));
+        ++counters[{row.queue, "completed"}];
+        return Status::Ok();
+      });
 }
 
 Result<FailResult> SqliteStore::Fail(const FailRequest& req) {
@@ -277,38 +294,21 @@ Result<std::vector<Status>> SqliteStore::Heartbeat(std::span<const Lease> leases
 Result<std::vector<Status>> SqliteStore::Release(std::span<const Lease> leases,
                                                  std::string_view worker) {
   RETRACED_RETURN_IF_ERROR(CheckActor("worker id", worker));
-  std::lock_guard lock(mu_);
-  const TimePoint now = clock_.Now();
-  Txn txn(*db_);
-  RETRACED_RETURN_IF_ERROR(txn.Begin());
-  Counters counters;
-  std::vector<Status> results;
-  for (const Lease& l : leases) {
-    RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(l.job_id));
-    if (!row) {
-      results.push_back(Status::NotFound("no job " + l.job_id));
-      continue;
-    }
-    Status lease = CheckLease(*row, l.token, worker, "release", now, counters);
-    if (!lease.ok()) {
-      if (lease.code() != StatusCode::kConflict) return lease;
-      results.push_back(lease);
-      continue;
-    }
-    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(row->policy));
-    HandlerFailure stopped{
-        ErrorClass::kTemporary, std::string(kCodeWorkerStopped),
-        "worker " + std::string(worker) + " stopped before the attempt finished and released it",
-        ""};
-    Classified error = Classify(stopped, ClassifierConfig{}, policy);
-    Result<FailResult> ended =
-        EndAttempt(*row, Outcome::kLeaseExpired, error, worker, "released", now, counters);
-    if (!ended.ok()) return ended.status();
-    results.push_back(Status::Ok());
-  }
-  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
-  RETRACED_RETURN_IF_ERROR(txn.Commit());
-  return results;
+  std::vector<std::pair<Lease, std::string_view>> items;
+  for (const Lease& l : leases) items.emplace_back(l, worker);
+  return EachLease(
+      items, "release",
+      [this](const LeaseRow& row, std::string_view by, TimePoint now,
+             Counters& counters) -> Status {
+        RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(row.policy));
+        HandlerFailure stopped{
+            ErrorClass::kTemporary, std::string(kCodeWorkerStopped),
+            "worker " + std::string(by) + " stopped before the attempt finished and released it",
+            ""};
+        Classified error = Classify(stopped, ClassifierConfig{}, policy);
+        return EndAttempt(row, Outcome::kLeaseExpired, error, by, "released", now, counters)
+            .status();
+      });
 }
 
 Result<std::vector<RecoveredJob>> SqliteStore::RecoverExpired(int max) {

@@ -8,6 +8,7 @@
 #ifndef RETRACED_STORE_SQLITE_SQLITE_STORE_H_
 #define RETRACED_STORE_SQLITE_SQLITE_STORE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -79,6 +80,14 @@ class SqliteStore final : public Store {
   Result<FailResult> EndAttempt(const LeaseRow& row, Outcome outcome, const Classified& error,
                                 std::string_view actor, std::string_view event, TimePoint now,
                                 Counters& counters);
+  // For each (lease, worker), in one transaction: loads the job, refuses (and
+  // records) a lease that is not its current one, and runs `apply` on it.
+  // Per item: OK, Conflict, NotFound; an error from `apply` fails the whole call.
+  using LeaseAction =
+      std::function<Status(const LeaseRow&, std::string_view worker, TimePoint, Counters&)>;
+  Result<std::vector<Status>> EachLease(
+      const std::vector<std::pair<Lease, std::string_view>>& items, std::string_view what,
+      const LeaseAction& apply);
   Result<std::vector<Attempt>> LoadAttempts(std::string_view job_id);
   Result<std::vector<Event>> LoadEvents(std::string_view job_id);
   Status DeleteJob(std::string_view id);
