@@ -16,6 +16,9 @@ struct EmbeddedFile {
 // src/store/sqlite/migrations/*.sql, sorted by name.
 const std::vector<EmbeddedFile>& SqliteMigrationFiles();
 
+// src/store/redis/lua/*.lua, sorted by name.
+const std::vector<EmbeddedFile>& RedisScriptFiles();
+
 }  // namespace retraced
 
 #endif  // RETRACED_STORE_EMBEDDED_H_

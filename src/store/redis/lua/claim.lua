@@ -1,0 +1,59 @@
+-- claim: makes a queue's due jobs ready, then takes up to N ready jobs under
+-- a lease, atomically.
+--
+-- KEYS[1] prefix   "rt:{QUEUE}:"
+-- KEYS[2] ready    sorted set, score run_at - priority * 2^44
+-- KEYS[3] due      sorted set of scheduled and retry_wait jobs, score run_at
+-- KEYS[4] active   sorted set of active jobs, score lease expiry
+-- KEYS[5] counters hash of queue counters
+-- ARGV[1] worker   the claiming worker's id
+-- ARGV[2] max      claim up to this many jobs (1 to 1000)
+-- ARGV[3] lease_ms how long the lease lasts
+--
+-- Returns: {now_ms, job...} where each job is
+--   {id, type, payload, policy, priority, token, created, run_at, unique|false,
+--    timeout|false, deadline|false, trigger, lateness_ms}
+-- The token is the attempt number; the lease expires at now + lease_ms.
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix, ready, due, active, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local worker, max, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+
+-- Due jobs become ready first.
+local promoted = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(promoted) do
+  local job = prefix .. 'job:' .. id
+  local f = redis.call('HMGET', job, 'state', 'prio', 'run_at')
+  redis.call('HSET', job, 'state', 'ready', 'updated', now)
+  redis.call('ZREM', due, id)
+  redis.call('ZADD', ready, tonumber(f[3]) - tonumber(f[2]) * 17592186044416, id)
+  redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, f[1], 'ready', 'due', 'system', ''}))
+end
+
+local out = {now}
+local ids = redis.call('ZRANGE', ready, 0, max - 1)
+local by_trigger = {}
+for _, id in ipairs(ids) do
+  local job = prefix .. 'job:' .. id
+  local token = redis.call('HINCRBY', job, 'n', 1)
+  local f = redis.call('HMGET', job, 'type', 'payload', 'policy', 'prio', 'created', 'run_at',
+                       'unique', 'timeout', 'deadline', 'trigger')
+  redis.call('HSET', job, 'state', 'active', 'worker', worker, 'lease', now + lease, 'updated', now)
+  redis.call('ZREM', ready, id)
+  redis.call('ZADD', active, now + lease, id)
+  local run_at = tonumber(f[6])
+  local trigger = f[10]
+  local hist = prefix .. 'hist:' .. id
+  redis.call('RPUSH', hist, cjson.encode({'a', token, trigger, worker, now, now - run_at}),
+             cjson.encode({'e', now, 'ready', 'active', 'claimed', worker,
+                           'attempt ' .. token .. ' (' .. trigger .. ')'}))
+  by_trigger[trigger] = (by_trigger[trigger] or 0) + 1
+  out[#out + 1] = {id, f[1], f[2], f[3], f[4], token, f[5], f[6], f[7], f[8], f[9], trigger,
+                   now - run_at}
+end
+if #ids > 0 then
+  redis.call('HINCRBY', counters, 'attempts', #ids)
+  for trigger, n in pairs(by_trigger) do redis.call('HINCRBY', counters, 'attempts_' .. trigger, n) end
+end
+return out

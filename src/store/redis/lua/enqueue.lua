@@ -1,0 +1,68 @@
+-- enqueue: adds a batch of jobs to one queue, atomically.
+--
+-- KEYS[1] prefix   "rt:{QUEUE}:" (job keys are PREFIX job:ID and PREFIX hist:ID)
+-- KEYS[2] ready    sorted set, score run_at - priority * 2^44
+-- KEYS[3] due      sorted set of scheduled jobs, score run_at
+-- KEYS[4] unique   hash: unique key -> id of the live job holding it
+-- KEYS[5] seq      insertion counter
+-- KEYS[6] counters hash of queue counters
+-- ARGV[1] actor    who enqueues (recorded on the event)
+-- ARGV[2] count    N, then 11 values per job:
+--   id, type, payload, policy, priority, run_at_ms ("" = now), unique ("" = none),
+--   timeout_ms ("" = none), deadline_at_ms ("" = none), deadline_after_ms ("" = none:
+--   when set and deadline_at is not, the deadline is created + deadline_after),
+--   scheduled_note (the event's note when the job is scheduled: "due at <RFC 3339>")
+--
+-- Returns: {now_ms, {status, id, note}...} per job, in order, where status is
+--   1 created; 0 not created: a job with this id exists; 2 not created: the
+--   unique key is held by the live job whose id is returned.
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix, ready, due, unique, seq, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local actor = ARGV[1]
+local count = tonumber(ARGV[2])
+local out = {now}
+local created = 0
+for i = 0, count - 1 do
+  local b = 3 + i * 11
+  local id, jtype, payload, policy = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local prio = tonumber(ARGV[b + 4])
+  local run_at = ARGV[b + 5] == '' and now or math.max(tonumber(ARGV[b + 5]), now)
+  local ukey, timeout, deadline_at, deadline_after = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
+  local job = prefix .. 'job:' .. id
+  local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
+  if holder then
+    out[#out + 1] = {2, holder, "unique key '" .. ukey .. "' is held by live job " .. holder}
+  elseif redis.call('EXISTS', job) == 1 then
+    out[#out + 1] = {0, id, 'a job with id ' .. id .. ' exists'}
+  else
+    local state = run_at > now and 'scheduled' or 'ready'
+    redis.call('HSET', job, 'id', id, 'type', jtype, 'payload', payload, 'policy', policy,
+               'state', state, 'prio', prio, 'n', 0, 'created', now, 'updated', now,
+               'run_at', run_at, 'seq', redis.call('INCR', seq), 'trigger', 'initial',
+               'seq_start', 1, 'last_delay', 0, 'streak', 0)
+    if ukey ~= '' then
+      redis.call('HSET', job, 'unique', ukey)
+      redis.call('HSET', unique, ukey, id)
+    end
+    if timeout ~= '' then redis.call('HSET', job, 'timeout', timeout) end
+    if deadline_at ~= '' then
+      redis.call('HSET', job, 'deadline', deadline_at)
+    elseif deadline_after ~= '' then
+      redis.call('HSET', job, 'deadline', now + tonumber(deadline_after))
+    end
+    local note = ''
+    if state == 'scheduled' then
+      redis.call('ZADD', due, run_at, id)
+      note = ARGV[b + 10]
+    else
+      redis.call('ZADD', ready, run_at - prio * 17592186044416, id)
+    end
+    redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, '', state, 'enqueued', actor, note}))
+    created = created + 1
+    out[#out + 1] = {1, id, ''}
+  end
+end
+if created > 0 then redis.call('HINCRBY', counters, 'enqueued', created) end
+return out

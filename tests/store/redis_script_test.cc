@@ -1,0 +1,188 @@
+// The Redis backend's Lua scripts, each on its edge cases, against a real
+// redis-server: what they return and what they leave in the keys.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "retraced/json.h"
+#include "store/embedded.h"
+#include "store/redis/redis_connection.h"
+#include "store/redis/redis_keys.h"
+#include "support/redis_server.h"
+
+namespace retraced::redis {
+namespace {
+
+using testing::RedisServer;
+
+Script Load(std::string_view name) {
+  for (const EmbeddedFile& f : RedisScriptFiles()) {
+    if (f.name == name) return Script{std::string(name), std::string(f.text), ""};
+  }
+  ADD_FAILURE() << "no script " << name;
+  return {};
+}
+
+class RedisScriptTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!RedisServer::Available()) GTEST_SKIP() << "redis-server is not installed";
+    std::string error;
+    server_ = RedisServer::Start({}, &error);
+    ASSERT_TRUE(server_) << error;
+    conn_ = std::move(*Connection::Open(*ParseRedisUrl(server_->Url())));
+  }
+
+  struct NewJobArgs {
+    std::string id = "", type = "send", payload = "{}", policy = "none";
+    int prio = 0;
+    std::string run_at = "", unique = "", timeout = "", deadline_at = "", deadline_after = "",
+                note = "";
+  };
+  Reply Enqueue(const std::vector<NewJobArgs>& jobs, const std::string& queue = "q") {
+    QueueKeys k(queue);
+    std::vector<std::string> args = {"test", std::to_string(jobs.size())};
+    for (const NewJobArgs& j : jobs) {
+      args.insert(args.end(), {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at,
+                               j.unique, j.timeout, j.deadline_at, j.deadline_after, j.note});
+    }
+    Result<Reply> r = conn_->Eval(
+        enqueue_, {k.prefix(), k.Ready(), k.Due(), k.Unique(), k.Seq(), k.Counters()}, args);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_FALSE(r->IsError()) << r->str;
+    return *r;
+  }
+  Reply Claim(int max, const std::string& worker = "w1", int lease_ms = 30000) {
+    QueueKeys k("q");
+    Result<Reply> r =
+        conn_->Eval(claim_, {k.prefix(), k.Ready(), k.Due(), k.Active(), k.Counters()},
+                    {worker, std::to_string(max), std::to_string(lease_ms)});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_FALSE(r->IsError()) << r->str;
+    return *r;
+  }
+  std::string Field(const std::string& id, const std::string& field) {
+    Reply r = *conn_->Command({"HGET", QueueKeys("q").Job(id), field});
+    return r.IsNil() ? "(nil)" : r.str;
+  }
+  std::vector<Json> History(const std::string& id) {
+    Reply r = *conn_->Command({"LRANGE", QueueKeys("q").History(id), "0", "-1"});
+    std::vector<Json> out;
+    for (const Reply& e : r.elements) out.push_back(*ParseJson(e.str));
+    return out;
+  }
+  int64_t Now() {
+    Reply t = *conn_->Command({"TIME"});
+    return std::stoll(t.elements[0].str) * 1000 + std::stoll(t.elements[1].str) / 1000;
+  }
+
+  std::unique_ptr<RedisServer> server_;
+  std::unique_ptr<Connection> conn_;
+  Script enqueue_ = Load("enqueue.lua"), claim_ = Load("claim.lua");
+};
+
+TEST_F(RedisScriptTest, EnqueueAddsJobsAndRecordsTheEvent) {
+  Reply r = Enqueue({{.id = "a",
+                      .payload = R"({"to":"x"})",
+                      .policy = "fixed(1s, retries=2)",
+                      .timeout = "30000"}});
+  ASSERT_EQ(r.elements.size(), 2u);
+  int64_t now = r.elements[0].integer;
+  EXPECT_EQ(r.elements[1].elements[0].integer, 1);
+  EXPECT_EQ(r.elements[1].elements[1].str, "a");
+  EXPECT_EQ(Field("a", "state"), "ready");
+  EXPECT_EQ(Field("a", "payload"), R"({"to":"x"})");
+  EXPECT_EQ(Field("a", "policy"), "fixed(1s, retries=2)");
+  EXPECT_EQ(Field("a", "timeout"), "30000");
+  EXPECT_EQ(Field("a", "n"), "0");
+  EXPECT_EQ(Field("a", "created"), std::to_string(now));
+  EXPECT_EQ(Field("a", "unique"), "(nil)");
+  std::vector<Json> h = History("a");
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0], Json::parse(R"(["e", )" + std::to_string(now) +
+                              R"(, "", "ready", "enqueued", "test", ""])"));
+  EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").Ready(), "a"})->str, std::to_string(now));
+  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "enqueued"})->str, "1");
+}
+
+TEST_F(RedisScriptTest, EnqueueRefusesExistingIdsAndLiveUniqueKeys) {
+  Reply r = Enqueue({{.id = "a", .unique = "k"},
+                     {.id = "a"},
+                     {.id = "b", .unique = "k"},
+                     {.id = "c", .unique = "other"}});
+  ASSERT_EQ(r.elements.size(), 5u);
+  EXPECT_EQ(r.elements[1].elements[0].integer, 1);
+  EXPECT_EQ(r.elements[2].elements[0].integer, 0);
+  EXPECT_EQ(r.elements[2].elements[2].str, "a job with id a exists");
+  EXPECT_EQ(r.elements[3].elements[0].integer, 2);
+  EXPECT_EQ(r.elements[3].elements[1].str, "a");
+  EXPECT_EQ(r.elements[3].elements[2].str, "unique key 'k' is held by live job a");
+  EXPECT_EQ(r.elements[4].elements[0].integer, 1);
+  EXPECT_EQ(Field("b", "state"), "(nil)") << "nothing written for a refused job";
+  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "enqueued"})->str, "2");
+  // Another queue has its own keys and its own unique keys.
+  EXPECT_EQ(Enqueue({{.id = "b", .unique = "k"}}, "other-queue").elements[1].elements[0].integer,
+            1);
+}
+
+TEST_F(RedisScriptTest, AFutureRunAtSchedulesAndTheDeadlineComesFromEitherForm) {
+  int64_t later = Now() + 60'000;
+  Reply r = Enqueue({{.id = "s", .run_at = std::to_string(later), .note = "due at LATER"},
+                     {.id = "d1", .deadline_at = "123"},
+                     {.id = "d2", .deadline_after = "5000"}});
+  int64_t now = r.elements[0].integer;
+  EXPECT_EQ(Field("s", "state"), "scheduled");
+  EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").Due(), "s"})->str, std::to_string(later));
+  EXPECT_TRUE(conn_->Command({"ZSCORE", QueueKeys("q").Ready(), "s"})->IsNil());
+  EXPECT_EQ(History("s")[0][6], "due at LATER");
+  EXPECT_EQ(Field("d1", "deadline"), "123");
+  EXPECT_EQ(Field("d2", "deadline"), std::to_string(now + 5000));
+}
+
+TEST_F(RedisScriptTest, ClaimTakesByPriorityThenAgeUnderALease) {
+  Enqueue({{.id = "01A"}, {.id = "01B"}, {.id = "01C", .prio = 5}});
+  Reply r = Claim(2, "host:1:x", 1000);
+  ASSERT_EQ(r.elements.size(), 3u);
+  int64_t now = r.elements[0].integer;
+  const Reply& first = r.elements[1];
+  EXPECT_EQ(first.elements[0].str, "01C") << "higher priority first";
+  EXPECT_EQ(first.elements[5].integer, 1) << "the token is the attempt number";
+  EXPECT_EQ(first.elements[11].str, "initial");
+  EXPECT_EQ(r.elements[2].elements[0].str, "01A") << "then the oldest";
+  EXPECT_EQ(Field("01C", "state"), "active");
+  EXPECT_EQ(Field("01C", "worker"), "host:1:x");
+  EXPECT_EQ(Field("01C", "lease"), std::to_string(now + 1000));
+  EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").Active(), "01C"})->str,
+            std::to_string(now + 1000));
+  std::vector<Json> h = History("01C");
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[1][0], "a");
+  EXPECT_EQ(h[1][1], 1);
+  EXPECT_EQ(h[1][2], "initial");
+  EXPECT_EQ(h[2][4], "claimed");
+  EXPECT_EQ(h[2][6], "attempt 1 (initial)");
+  EXPECT_EQ(Claim(10).elements.size(), 2u) << "only 01B is left";
+  EXPECT_EQ(Claim(10).elements.size(), 1u) << "nothing left: just the time";
+  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "attempts"})->str, "3");
+  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "attempts_initial"})->str, "3");
+}
+
+TEST_F(RedisScriptTest, ClaimMakesScheduledJobsReadyOnlyWhenDue) {
+  int64_t soon = Now() + 300;
+  Enqueue({{.id = "s", .run_at = std::to_string(soon), .note = "due at SOON"}});
+  EXPECT_EQ(Claim(1).elements.size(), 1u) << "not due yet";
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  Reply r = Claim(1);
+  ASSERT_EQ(r.elements.size(), 2u);
+  EXPECT_EQ(r.elements[1].elements[0].str, "s");
+  EXPECT_GE(r.elements[1].elements[12].integer, 0) << "lateness";
+  std::vector<Json> h = History("s");
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h[1][2], "scheduled");
+  EXPECT_EQ(h[1][3], "ready");
+  EXPECT_EQ(h[1][4], "due");
+  EXPECT_EQ(h[1][5], "system");
+}
+
+}  // namespace
+}  // namespace retraced::redis
