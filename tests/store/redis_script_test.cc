@@ -41,7 +41,7 @@ class RedisScriptTest : public ::testing::Test {
   };
   Reply Enqueue(const std::vector<NewJobArgs>& jobs, const std::string& queue = "q") {
     QueueKeys k(queue);
-    std::vector<std::string> args = {"test", std::to_string(jobs.size())};
+    std::vector<std::string> args = {now_, "test", std::to_string(jobs.size())};
     for (const NewJobArgs& j : jobs) {
       args.insert(args.end(), {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at,
                                j.unique, j.timeout, j.deadline_at, j.deadline_after, j.note});
@@ -56,7 +56,7 @@ class RedisScriptTest : public ::testing::Test {
     QueueKeys k("q");
     Result<Reply> r =
         conn_->Eval(claim_, {k.prefix(), k.Ready(), k.Due(), k.Active(), k.Counters()},
-                    {worker, std::to_string(max), std::to_string(lease_ms)});
+                    {now_, worker, std::to_string(max), std::to_string(lease_ms)});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_FALSE(r->IsError()) << r->str;
     return *r;
@@ -76,6 +76,7 @@ class RedisScriptTest : public ::testing::Test {
     return std::stoll(t.elements[0].str) * 1000 + std::stoll(t.elements[1].str) / 1000;
   }
 
+  std::string now_;  // "" : the server's clock
   std::unique_ptr<RedisServer> server_;
   std::unique_ptr<Connection> conn_;
   Script enqueue_ = Load("enqueue.lua"), claim_ = Load("claim.lua");
@@ -182,6 +183,19 @@ TEST_F(RedisScriptTest, ClaimMakesScheduledJobsReadyOnlyWhenDue) {
   EXPECT_EQ(h[1][3], "ready");
   EXPECT_EQ(h[1][4], "due");
   EXPECT_EQ(h[1][5], "system");
+}
+
+TEST_F(RedisScriptTest, AClockGivenByTheStoreReplacesTheServers) {
+  now_ = "1000000";
+  Reply r = Enqueue({{.id = "s", .run_at = "1005000", .note = "due at +5s"}});
+  EXPECT_EQ(r.elements[0].integer, 1000000);
+  EXPECT_EQ(Field("s", "created"), "1000000");
+  now_ = "1004999";
+  EXPECT_EQ(Claim(1).elements.size(), 1u) << "due a millisecond later";
+  now_ = "1005007";
+  Reply c = Claim(1);
+  ASSERT_EQ(c.elements.size(), 2u);
+  EXPECT_EQ(c.elements[1].elements[12].integer, 7) << "lateness by the given clock";
 }
 
 }  // namespace

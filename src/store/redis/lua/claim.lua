@@ -6,19 +6,26 @@
 -- KEYS[3] due      sorted set of scheduled and retry_wait jobs, score run_at
 -- KEYS[4] active   sorted set of active jobs, score lease expiry
 -- KEYS[5] counters hash of queue counters
--- ARGV[1] worker   the claiming worker's id
--- ARGV[2] max      claim up to this many jobs (1 to 1000)
--- ARGV[3] lease_ms how long the lease lasts
+-- ARGV[1] now_ms   "" for the server's clock (TIME), or the store's own clock
+-- ARGV[2] worker   the claiming worker's id
+-- ARGV[3] max      claim up to this many jobs (1 to 1000)
+-- ARGV[4] lease_ms how long the lease lasts
 --
 -- Returns: {now_ms, job...} where each job is
 --   {id, type, payload, policy, priority, token, created, run_at, unique|false,
 --    timeout|false, deadline|false, trigger, lateness_ms}
 -- The token is the attempt number; the lease expires at now + lease_ms.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Now: the server's clock, unless the store was given a clock (tests).
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local prefix, ready, due, active, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local worker, max, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local worker, max, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
 -- Due jobs become ready first.
 local promoted = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, 1000)

@@ -6,8 +6,9 @@
 -- KEYS[4] unique   hash: unique key -> id of the live job holding it
 -- KEYS[5] seq      insertion counter
 -- KEYS[6] counters hash of queue counters
--- ARGV[1] actor    who enqueues (recorded on the event)
--- ARGV[2] count    N, then 11 values per job:
+-- ARGV[1] now_ms   "" for the server's clock (TIME), or the store's own clock
+-- ARGV[2] actor    who enqueues (recorded on the event)
+-- ARGV[3] count    N, then 11 values per job:
 --   id, type, payload, policy, priority, run_at_ms ("" = now), unique ("" = none),
 --   timeout_ms ("" = none), deadline_at_ms ("" = none), deadline_after_ms ("" = none:
 --   when set and deadline_at is not, the deadline is created + deadline_after),
@@ -17,15 +18,21 @@
 --   1 created; 0 not created: a job with this id exists; 2 not created: the
 --   unique key is held by the live job whose id is returned.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Now: the server's clock, unless the store was given a clock (tests).
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local prefix, ready, due, unique, seq, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local actor = ARGV[1]
-local count = tonumber(ARGV[2])
+local actor = ARGV[2]
+local count = tonumber(ARGV[3])
 local out = {now}
 local created = 0
 for i = 0, count - 1 do
-  local b = 3 + i * 11
+  local b = 4 + i * 11
   local id, jtype, payload, policy = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local prio = tonumber(ARGV[b + 4])
   local run_at = ARGV[b + 5] == '' and now or math.max(tonumber(ARGV[b + 5]), now)
