@@ -2,6 +2,7 @@
 // redis-server: what they return and what they leave in the keys.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <thread>
 
 #include "retraced/json.h"
@@ -43,20 +44,21 @@ class RedisScriptTest : public ::testing::Test {
     QueueKeys k(queue);
     std::vector<std::string> args = {now_, "test", std::to_string(jobs.size())};
     for (const NewJobArgs& j : jobs) {
-      args.insert(args.end(), {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at,
-                               j.unique, j.timeout, j.deadline_at, j.deadline_after, j.note});
+      args.insert(args.end(),
+                  {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at, j.unique,
+                   j.timeout, j.deadline_at, j.deadline_after, j.note, std::to_string(++seq_)});
     }
     Result<Reply> r = conn_->Eval(
-        enqueue_, {k.prefix(), k.Ready(), k.Due(), k.Unique(), k.Seq(), k.Counters()}, args);
+        enqueue_, {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters()}, args);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_FALSE(r->IsError()) << r->str;
     return *r;
   }
   Reply Claim(int max, const std::string& worker = "w1", int lease_ms = 30000) {
     QueueKeys k("q");
-    Result<Reply> r =
-        conn_->Eval(claim_, {k.prefix(), k.Ready(), k.Due(), k.Active(), k.Counters()},
-                    {now_, worker, std::to_string(max), std::to_string(lease_ms)});
+    Result<Reply> r = conn_->Eval(
+        claim_, {k.prefix(), k.Ready(), k.Scheduled(), k.RetryWait(), k.Active(), k.Counters()},
+        {now_, worker, std::to_string(max), std::to_string(lease_ms)});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_FALSE(r->IsError()) << r->str;
     return *r;
@@ -77,9 +79,30 @@ class RedisScriptTest : public ::testing::Test {
   }
 
   std::string now_;  // "" : the server's clock
+  int seq_ = 0;
   std::unique_ptr<RedisServer> server_;
   std::unique_ptr<Connection> conn_;
+  Reply End(const std::string& id, int64_t token, const std::string& to, const std::string& event,
+            const std::string& counters, const std::string& run_at = "",
+            const std::string& record_refusal = "1", const std::string& dead_reason = "") {
+    QueueKeys k("q");
+    std::string now = now_.empty() ? std::to_string(Now()) : now_;
+    Result<Reply> r =
+        conn_->Eval(end_,
+                    {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.Ready(), k.RetryWait(),
+                     k.State(JobState::kCompleted), k.State(JobState::kDead)},
+                    {now, id, std::to_string(token), "w1", "completion", record_refusal, event, to,
+                     run_at, to == "ready" || to == "retry_wait" ? "auto" : "", "100", "0",
+                     R"(["x",1,0,"failed",null,null])", "the reason", counters,
+                     to == "completed" ? "" : R"(["temporary","X","boom","boom"])", dead_reason,
+                     dead_reason.empty() ? "" : R"(["evidence line"])"});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_FALSE(r->IsError()) << r->str;
+    return *r;
+  }
+
   Script enqueue_ = Load("enqueue.lua"), claim_ = Load("claim.lua");
+  Script end_ = Load("end_attempt.lua"), heartbeat_ = Load("heartbeat.lua");
 };
 
 TEST_F(RedisScriptTest, EnqueueAddsJobsAndRecordsTheEvent) {
@@ -133,7 +156,8 @@ TEST_F(RedisScriptTest, AFutureRunAtSchedulesAndTheDeadlineComesFromEitherForm) 
                      {.id = "d2", .deadline_after = "5000"}});
   int64_t now = r.elements[0].integer;
   EXPECT_EQ(Field("s", "state"), "scheduled");
-  EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").Due(), "s"})->str, std::to_string(later));
+  EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").Scheduled(), "s"})->str,
+            std::to_string(later));
   EXPECT_TRUE(conn_->Command({"ZSCORE", QueueKeys("q").Ready(), "s"})->IsNil());
   EXPECT_EQ(History("s")[0][6], "due at LATER");
   EXPECT_EQ(Field("d1", "deadline"), "123");
@@ -183,6 +207,88 @@ TEST_F(RedisScriptTest, ClaimMakesScheduledJobsReadyOnlyWhenDue) {
   EXPECT_EQ(h[1][3], "ready");
   EXPECT_EQ(h[1][4], "due");
   EXPECT_EQ(h[1][5], "system");
+}
+
+TEST_F(RedisScriptTest, EndAttemptAppliesTheDecisionUnderTheLease) {
+  Enqueue({{.id = "ok", .unique = "u1"}, {.id = "retry"}, {.id = "gone", .unique = "u2"}});
+  Claim(3);
+  EXPECT_EQ(End("ok", 1, "completed", "succeeded", "completed").elements[0].integer, 1);
+  EXPECT_EQ(Field("ok", "state"), "completed");
+  EXPECT_EQ(Field("ok", "worker"), "(nil)");
+  EXPECT_TRUE(conn_->Command({"HGET", QueueKeys("q").Unique(), "u1"})->IsNil())
+      << "a finished job frees its unique key";
+  EXPECT_TRUE(conn_->Command({"ZSCORE", QueueKeys("q").Active(), "ok"})->IsNil());
+  std::vector<Json> h = History("ok");
+  EXPECT_EQ(h[h.size() - 2][0], "x");
+  EXPECT_EQ(h.back()[4], "succeeded");
+
+  int64_t later = Now() + 60'000;
+  EXPECT_EQ(End("retry", 1, "retry_wait", "retry_scheduled", "failed,retries_scheduled",
+                std::to_string(later))
+                .elements[0]
+                .integer,
+            1);
+  EXPECT_EQ(Field("retry", "state"), "retry_wait");
+  EXPECT_EQ(Field("retry", "run_at"), std::to_string(later));
+  EXPECT_EQ(Field("retry", "trigger"), "auto");
+  EXPECT_EQ(Field("retry", "err_code"), "X");
+  EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").RetryWait(), "retry"})->str,
+            std::to_string(later));
+
+  EXPECT_EQ(
+      End("gone", 1, "dead", "dead", "failed,dead_permanent_error", "", "1", "permanent_error")
+          .elements[0]
+          .integer,
+      1);
+  EXPECT_EQ(Field("gone", "dead_reason"), "permanent_error");
+  EXPECT_EQ(Field("gone", "dead_evidence"), R"(["evidence line"])");
+  EXPECT_TRUE(conn_->Command({"HGET", QueueKeys("q").Unique(), "u2"})->IsNil());
+  Reply c = *conn_->Command({"HGETALL", QueueKeys("q").Counters()});
+  std::map<std::string, std::string> counters;
+  for (size_t i = 0; i + 1 < c.elements.size(); i += 2)
+    counters[c.elements[i].str] = c.elements[i + 1].str;
+  EXPECT_EQ(counters["completed"], "1");
+  EXPECT_EQ(counters["failed"], "2");
+  EXPECT_EQ(counters["retries_scheduled"], "1");
+  EXPECT_EQ(counters["dead_permanent_error"], "1");
+}
+
+TEST_F(RedisScriptTest, EndAttemptRefusesAStaleLeaseAndRecordsItOnlyWhenAsked) {
+  Enqueue({{.id = "a"}});
+  Claim(1);
+  EXPECT_EQ(End("a", 1, "completed", "succeeded", "completed").elements[0].integer, 1);
+  Reply stale = End("a", 1, "completed", "succeeded", "completed");
+  ASSERT_EQ(stale.elements.size(), 3u);
+  EXPECT_EQ(stale.elements[0].integer, 0);
+  EXPECT_EQ(stale.elements[1].str, "completed");
+  EXPECT_EQ(stale.elements[2].integer, 1);
+  std::vector<Json> h = History("a");
+  EXPECT_EQ(h.back()[4], "stale_lease_refused");
+  EXPECT_EQ(h.back()[3], "") << "a refusal moves nothing";
+  EXPECT_EQ(h.back()[6], "completion with lease token 1 refused: the job is completed");
+  size_t before = History("a").size();
+  EXPECT_EQ(End("a", 7, "completed", "succeeded", "completed", "", "0").elements[0].integer, 0);
+  EXPECT_EQ(History("a").size(), before) << "a racing recoverer's refusal is not recorded";
+  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "stale_refused"})->str, "1");
+  EXPECT_EQ(End("nope", 1, "completed", "succeeded", "completed").elements[0].integer, -1);
+}
+
+TEST_F(RedisScriptTest, HeartbeatExtendsOnlyCurrentLeases) {
+  Enqueue({{.id = "a"}, {.id = "b"}});
+  Claim(2, "w1", 1000);
+  End("b", 1, "completed", "succeeded", "completed");
+  QueueKeys k("q");
+  now_ = std::to_string(Now());
+  Result<Reply> r = conn_->Eval(heartbeat_, {k.prefix(), k.Active()},
+                                {now_, "5000", "a", "1", "b", "1", "a", "9"});
+  ASSERT_TRUE(r.ok() && !r->IsError());
+  ASSERT_EQ(r->elements.size(), 3u);
+  EXPECT_EQ(r->elements[0].integer, 1);
+  EXPECT_EQ(r->elements[1].integer, 0);
+  EXPECT_EQ(r->elements[2].integer, 0);
+  EXPECT_EQ(Field("a", "lease"), std::to_string(std::stoll(now_) + 5000));
+  EXPECT_EQ(conn_->Command({"ZSCORE", k.Active(), "a"})->str,
+            std::to_string(std::stoll(now_) + 5000));
 }
 
 TEST_F(RedisScriptTest, AClockGivenByTheStoreReplacesTheServers) {

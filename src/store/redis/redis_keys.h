@@ -6,7 +6,15 @@
 #include <string>
 #include <string_view>
 
+#include "retraced/vocabulary.h"
+
 namespace retraced::redis {
+
+// Keys outside any queue (another slot): the queues there are, which queue a
+// job id belongs to, and the insertion counter that orders listings.
+inline constexpr std::string_view kQueuesKey = "rt:queues";
+inline constexpr std::string_view kJobQueueKey = "rt:job-queue";
+inline constexpr std::string_view kSeqKey = "rt:seq";
 
 class QueueKeys {
  public:
@@ -16,11 +24,14 @@ class QueueKeys {
   const std::string& prefix() const { return prefix_; }
   std::string Job(std::string_view id) const { return prefix_ + "job:" + std::string(id); }
   std::string History(std::string_view id) const { return prefix_ + "hist:" + std::string(id); }
-  std::string Ready() const { return prefix_ + "ready"; }
-  std::string Due() const { return prefix_ + "due"; }
-  std::string Active() const { return prefix_ + "active"; }
+  // One sorted set per state (docs/redis-schema.md gives each one's score).
+  std::string State(JobState s) const { return prefix_ + std::string(Name(s)); }
+  std::string Ready() const { return State(JobState::kReady); }
+  std::string Scheduled() const { return State(JobState::kScheduled); }
+  std::string RetryWait() const { return State(JobState::kRetryWait); }
+  std::string Active() const { return State(JobState::kActive); }
+  std::string All() const { return prefix_ + "all"; }  // every job, by insertion number
   std::string Unique() const { return prefix_ + "unique"; }
-  std::string Seq() const { return prefix_ + "seq"; }
   std::string Counters() const { return prefix_ + "counters"; }
 
  private:

@@ -1,11 +1,12 @@
 -- claim: makes a queue's due jobs ready, then takes up to N ready jobs under
 -- a lease, atomically.
 --
--- KEYS[1] prefix   "rt:{QUEUE}:"
--- KEYS[2] ready    sorted set, score run_at - priority * 2^44
--- KEYS[3] due      sorted set of scheduled and retry_wait jobs, score run_at
--- KEYS[4] active   sorted set of active jobs, score lease expiry
--- KEYS[5] counters hash of queue counters
+-- KEYS[1] prefix     "rt:{QUEUE}:"
+-- KEYS[2] ready      sorted set, score run_at - priority * 2^44
+-- KEYS[3] scheduled  sorted set, score run_at
+-- KEYS[4] retry_wait sorted set, score run_at
+-- KEYS[5] active     sorted set, score lease expiry
+-- KEYS[6] counters   hash of queue counters
 -- ARGV[1] now_ms   "" for the server's clock (TIME), or the store's own clock
 -- ARGV[2] worker   the claiming worker's id
 -- ARGV[3] max      claim up to this many jobs (1 to 1000)
@@ -24,18 +25,20 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local prefix, ready, due, active, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local prefix, ready, active, counters = KEYS[1], KEYS[2], KEYS[5], KEYS[6]
 local worker, max, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
--- Due jobs become ready first.
-local promoted = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(promoted) do
-  local job = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', job, 'state', 'prio', 'run_at')
-  redis.call('HSET', job, 'state', 'ready', 'updated', now)
-  redis.call('ZREM', due, id)
-  redis.call('ZADD', ready, tonumber(f[3]) - tonumber(f[2]) * 17592186044416, id)
-  redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, f[1], 'ready', 'due', 'system', ''}))
+-- Due scheduled and retry_wait jobs become ready first.
+for _, due in ipairs({KEYS[3], KEYS[4]}) do
+  local promoted = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(promoted) do
+    local job = prefix .. 'job:' .. id
+    local f = redis.call('HMGET', job, 'state', 'prio', 'run_at')
+    redis.call('HSET', job, 'state', 'ready', 'updated', now)
+    redis.call('ZREM', due, id)
+    redis.call('ZADD', ready, tonumber(f[3]) - tonumber(f[2]) * 17592186044416, id)
+    redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, f[1], 'ready', 'due', 'system', ''}))
+  end
 end
 
 local out = {now}

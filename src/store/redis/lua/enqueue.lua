@@ -1,24 +1,24 @@
 -- enqueue: adds a batch of jobs to one queue, atomically.
 --
--- KEYS[1] prefix   "rt:{QUEUE}:" (job keys are PREFIX job:ID and PREFIX hist:ID)
--- KEYS[2] ready    sorted set, score run_at - priority * 2^44
--- KEYS[3] due      sorted set of scheduled jobs, score run_at
--- KEYS[4] unique   hash: unique key -> id of the live job holding it
--- KEYS[5] seq      insertion counter
--- KEYS[6] counters hash of queue counters
--- ARGV[1] now_ms   "" for the server's clock (TIME), or the store's own clock
--- ARGV[2] actor    who enqueues (recorded on the event)
--- ARGV[3] count    N, then 11 values per job:
+-- KEYS[1] prefix    "rt:{QUEUE}:" (job keys are PREFIX job:ID and PREFIX hist:ID)
+-- KEYS[2] ready     sorted set, score run_at - priority * 2^44
+-- KEYS[3] scheduled sorted set, score run_at
+-- KEYS[4] unique    hash: unique key -> id of the live job holding it
+-- KEYS[5] all       sorted set of every job, score its insertion number
+-- KEYS[6] counters  hash of queue counters
+-- ARGV[1] now_ms    "" for the server's clock (TIME), or the store's own clock
+-- ARGV[2] actor     who enqueues (recorded on the event)
+-- ARGV[3] count     N, then 12 values per job:
 --   id, type, payload, policy, priority, run_at_ms ("" = now), unique ("" = none),
 --   timeout_ms ("" = none), deadline_at_ms ("" = none), deadline_after_ms ("" = none:
 --   when set and deadline_at is not, the deadline is created + deadline_after),
---   scheduled_note (the event's note when the job is scheduled: "due at <RFC 3339>")
+--   scheduled_note (the event's note when the job is scheduled: "due at <RFC 3339>"),
+--   seq (its insertion number, from the global counter)
 --
 -- Returns: {now_ms, {status, id, note}...} per job, in order, where status is
 --   1 created; 0 not created: a job with this id exists; 2 not created: the
 --   unique key is held by the live job whose id is returned.
 
--- Now: the server's clock, unless the store was given a clock (tests).
 local now
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
@@ -26,17 +26,18 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local prefix, ready, due, unique, seq, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local prefix, ready, scheduled, unique, all, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local actor = ARGV[2]
 local count = tonumber(ARGV[3])
 local out = {now}
 local created = 0
 for i = 0, count - 1 do
-  local b = 4 + i * 11
+  local b = 4 + i * 12
   local id, jtype, payload, policy = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local prio = tonumber(ARGV[b + 4])
   local run_at = ARGV[b + 5] == '' and now or math.max(tonumber(ARGV[b + 5]), now)
   local ukey, timeout, deadline_at, deadline_after = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
+  local note, seq = ARGV[b + 10], ARGV[b + 11]
   local job = prefix .. 'job:' .. id
   local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
   if holder then
@@ -47,7 +48,7 @@ for i = 0, count - 1 do
     local state = run_at > now and 'scheduled' or 'ready'
     redis.call('HSET', job, 'id', id, 'type', jtype, 'payload', payload, 'policy', policy,
                'state', state, 'prio', prio, 'n', 0, 'created', now, 'updated', now,
-               'run_at', run_at, 'seq', redis.call('INCR', seq), 'trigger', 'initial',
+               'run_at', run_at, 'seq', seq, 'trigger', 'initial',
                'seq_start', 1, 'last_delay', 0, 'streak', 0)
     if ukey ~= '' then
       redis.call('HSET', job, 'unique', ukey)
@@ -59,13 +60,13 @@ for i = 0, count - 1 do
     elseif deadline_after ~= '' then
       redis.call('HSET', job, 'deadline', now + tonumber(deadline_after))
     end
-    local note = ''
     if state == 'scheduled' then
-      redis.call('ZADD', due, run_at, id)
-      note = ARGV[b + 10]
+      redis.call('ZADD', scheduled, run_at, id)
     else
       redis.call('ZADD', ready, run_at - prio * 17592186044416, id)
+      note = ''
     end
+    redis.call('ZADD', all, seq, id)
     redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, '', state, 'enqueued', actor, note}))
     created = created + 1
     out[#out + 1] = {1, id, ''}
