@@ -1,5 +1,6 @@
 // OpenStore: the store a URL names.
 #include "retraced/store.h"
+#include "store/redis/redis_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace retraced {
@@ -17,10 +18,17 @@ Result<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOption
                               sqlite::SqliteStore::Open(std::string(path), options));
     return std::unique_ptr<Store>(std::move(store));
   }
+  if (url.substr(0, 8) == "redis://" || url.substr(0, 13) == "redis+unix://") {
+    RETRACED_ASSIGN_OR_RETURN(std::unique_ptr<redis::RedisStore> store,
+                              redis::RedisStore::Open(url, options));
+    return std::unique_ptr<Store>(std::move(store));
+  }
   size_t colon = url.find(':');
   std::string scheme(colon == std::string_view::npos ? url : url.substr(0, colon));
   return Status::InvalidArgument("unknown store URL scheme '" + scheme + "' in '" +
-                                 std::string(url) + "'; expected sqlite:PATH");
+                                 std::string(url) +
+                                 "'; expected sqlite:PATH, redis://HOST:PORT/DB or "
+                                 "redis+unix:///PATH");
 }
 
 }  // namespace retraced

@@ -64,7 +64,8 @@ TEST_F(SqliteFileTest, StoreUrlsNameTheFile) {
   EXPECT_EQ(OpenStore("sqlite:").status().message(),
             "store URL 'sqlite:' names no file; expected sqlite:PATH");
   EXPECT_EQ(OpenStore("mysql://db").status().message(),
-            "unknown store URL scheme 'mysql' in 'mysql://db'; expected sqlite:PATH");
+            "unknown store URL scheme 'mysql' in 'mysql://db'; expected sqlite:PATH, "
+            "redis://HOST:PORT/DB or redis+unix:///PATH");
 }
 
 TEST_F(SqliteFileTest, HistoryIsQueryableWithTheSqliteShell) {

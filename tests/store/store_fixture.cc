@@ -4,6 +4,9 @@
 
 #include <filesystem>
 
+#include "store/redis/redis_connection.h"
+#include "support/redis_server.h"
+
 namespace retraced::testing {
 namespace {
 
@@ -13,6 +16,26 @@ std::string TempPath(const std::string& stem) {
       std::filesystem::temp_directory_path() / ("retraced-test-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   return (dir / (stem + "-" + std::to_string(++counter) + ".db")).string();
+}
+
+// One redis-server for the whole test process, emptied before each test.
+RedisServer* SharedRedis() {
+  static std::unique_ptr<RedisServer> server = [] {
+    std::unique_ptr<RedisServer> s;
+    if (!RedisServer::Available()) return s;
+    std::string error;
+    s = RedisServer::Start({}, &error);
+    if (!s) ADD_FAILURE() << error;
+    return s;
+  }();
+  return server.get();
+}
+
+void FlushRedis(const std::string& url) {
+  Result<std::unique_ptr<redis::Connection>> c =
+      redis::Connection::Open(*redis::ParseRedisUrl(url));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ((*c)->Command({"FLUSHALL"})->str, "OK");
 }
 
 }  // namespace
@@ -27,6 +50,18 @@ std::vector<Backend> Backends() {
                                for (const char* suffix : {"", "-wal", "-shm"})
                                  std::filesystem::remove(path + suffix);
                              }});
+  backends.push_back(Backend{
+      "redis",
+      []() -> std::string {
+        RedisServer* server = SharedRedis();
+        if (server == nullptr) return "";
+        FlushRedis(server->Url());
+        return server->Url();
+      },
+      [](const std::string& url, const StoreOptions& options) { return OpenStore(url, options); },
+      [](const std::string& url) {
+        if (!url.empty()) FlushRedis(url);
+      }});
   return backends;
 }
 
@@ -37,12 +72,13 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::ValuesIn(Backends()),
 
 void StoreTest::SetUp() {
   where_ = GetParam().create();
+  if (where_.empty()) GTEST_SKIP() << GetParam().name << ": redis-server is not installed";
   Reopen({});
 }
 
 void StoreTest::TearDown() {
   store_.reset();
-  GetParam().destroy(where_);
+  if (!where_.empty()) GetParam().destroy(where_);
 }
 
 void StoreTest::Reopen(StoreOptions options) {

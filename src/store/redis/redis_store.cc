@@ -1,0 +1,575 @@
+// The Redis store: opening, time, reading jobs, and the job lifecycle.
+#include "store/redis/redis_store.h"
+
+#include <random>
+
+#include "retraced/decide.h"
+#include "retraced/json.h"
+#include "store/embedded.h"
+
+namespace retraced::redis {
+namespace {
+
+constexpr int kMaxBatch = 1000;
+
+int64_t Ms(TimePoint t) { return ToUnixMillis(t); }
+std::string MsText(TimePoint t) { return std::to_string(ToUnixMillis(t)); }
+
+int64_t IntField(const std::map<std::string, std::string>& f, const std::string& key,
+                 int64_t fallback = 0) {
+  auto it = f.find(key);
+  if (it == f.end() || it->second.empty()) return fallback;
+  return std::stoll(it->second);
+}
+
+std::optional<std::string> OptField(const std::map<std::string, std::string>& f,
+                                    const std::string& key) {
+  auto it = f.find(key);
+  if (it == f.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<RetryPolicy> StoredPolicy(std::string_view text) {
+  ParseOptions lenient;
+  lenient.allow_unregistered = true;
+  return ParsePolicy(text, lenient);
+}
+
+Status CheckActor(std::string_view what, std::string_view actor) {
+  if (actor.empty()) return Status::InvalidArgument(std::string(what) + " is empty");
+  if (actor.size() > 256) return Status::InvalidArgument(std::string(what) + " is over 256 bytes");
+  return Status::Ok();
+}
+
+std::string Str(const Reply& r) {
+  return r.type == Reply::Type::kInteger ? std::to_string(r.integer) : r.str;
+}
+
+}  // namespace
+
+RedisStore::RedisStore(std::unique_ptr<Connection> conn, const StoreOptions& options)
+    : conn_(std::move(conn)),
+      options_(options),
+      ids_(options.clock ? *options.clock : system_clock_, std::random_device{}()) {
+  for (const EmbeddedFile& f : RedisScriptFiles()) {
+    scripts_.emplace(std::string(f.name), Script{std::string(f.name), std::string(f.text), ""});
+  }
+}
+
+Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
+                                                     const StoreOptions& options) {
+  RETRACED_ASSIGN_OR_RETURN(RedisAddress address, ParseRedisUrl(url));
+  RETRACED_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(address));
+  return std::unique_ptr<RedisStore>(new RedisStore(std::move(conn), options));
+}
+
+Result<TimePoint> RedisStore::NowLocked() {
+  if (options_.clock) return options_.clock->Now();
+  RETRACED_ASSIGN_OR_RETURN(Reply t, conn_->Command({"TIME"}));
+  if (t.elements.size() != 2) return Status::Internal("TIME: unexpected reply");
+  return FromUnixMillis(std::stoll(t.elements[0].str) * 1000 +
+                        std::stoll(t.elements[1].str) / 1000);
+}
+
+TimePoint RedisStore::Now() {
+  std::lock_guard lock(mu_);
+  Result<TimePoint> t = NowLocked();
+  return t.ok() ? *t : system_clock_.Now();
+}
+
+std::string RedisStore::NowArg() { return options_.clock ? MsText(options_.clock->Now()) : ""; }
+
+Result<Reply> RedisStore::Run(std::string_view script, const std::vector<std::string>& keys,
+                              const std::vector<std::string>& args) {
+  auto it = scripts_.find(script);
+  if (it == scripts_.end()) return Status::Internal("no script " + std::string(script));
+  RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Eval(it->second, keys, args));
+  if (r.IsError()) return Status::Internal("script " + std::string(script) + ": " + r.str);
+  return r;
+}
+
+Result<std::optional<std::string>> RedisStore::QueueOf(std::string_view id) {
+  RETRACED_ASSIGN_OR_RETURN(Reply r,
+                            conn_->Command({"HGET", std::string(kJobQueueKey), std::string(id)}));
+  if (r.IsNil()) return std::optional<std::string>();
+  return std::optional<std::string>(r.str);
+}
+
+Result<std::map<std::string, std::string>> RedisStore::QueuesOf(
+    const std::vector<std::string>& ids) {
+  std::map<std::string, std::string> out;
+  if (ids.empty()) return out;
+  std::vector<std::string> cmd = {"HMGET", std::string(kJobQueueKey)};
+  cmd.insert(cmd.end(), ids.begin(), ids.end());
+  RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Command(cmd));
+  for (size_t i = 0; i < ids.size() && i < r.elements.size(); ++i) {
+    if (!r.elements[i].IsNil()) out[ids[i]] = r.elements[i].str;
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> RedisStore::Queues() {
+  RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Command({"SMEMBERS", std::string(kQueuesKey)}));
+  std::vector<std::string> out;
+  for (const Reply& e : r.elements) out.push_back(e.str);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<std::optional<RedisStore::Fields>> RedisStore::LoadFields(const QueueKeys& k,
+                                                                 std::string_view id) {
+  RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Command({"HGETALL", k.Job(id)}));
+  if (r.elements.empty()) return std::optional<Fields>();
+  Fields f;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2)
+    f[r.elements[i].str] = r.elements[i + 1].str;
+  return std::optional<Fields>(std::move(f));
+}
+
+Result<JobSummary> RedisStore::ToSummary(const std::string& queue, const Fields& f) {
+  JobSummary s;
+  Job& j = s.job;
+  j.id = f.at("id");
+  j.queue = queue;
+  j.type = f.at("type");
+  RETRACED_ASSIGN_OR_RETURN(j.state, ParseJobState(f.at("state")));
+  j.payload = f.at("payload");
+  RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(f.at("policy")));
+  j.priority = static_cast<int>(IntField(f, "prio"));
+  j.attempt_count = static_cast<int>(IntField(f, "n"));
+  j.created_at = FromUnixMillis(IntField(f, "created"));
+  s.updated_at = FromUnixMillis(IntField(f, "updated"));
+  j.run_at = FromUnixMillis(IntField(f, "run_at"));
+  j.unique_key = OptField(f, "unique");
+  if (f.count("timeout")) j.timeout = Millis(IntField(f, "timeout"));
+  if (f.count("deadline")) j.deadline_at = FromUnixMillis(IntField(f, "deadline"));
+  if (f.count("err_class")) {
+    Error e;
+    RETRACED_ASSIGN_OR_RETURN(e.error_class, ParseErrorClass(f.at("err_class")));
+    e.code = f.at("err_code");
+    e.message = f.at("err_msg");
+    s.last_error = std::move(e);
+  }
+  if (f.count("dead_reason")) {
+    DeadInfo d;
+    RETRACED_ASSIGN_OR_RETURN(d.reason, ParseDeadReason(f.at("dead_reason")));
+    d.at = FromUnixMillis(IntField(f, "dead_at"));
+    Result<Json> ev = ParseJson(f.count("dead_evidence") ? f.at("dead_evidence") : "[]");
+    if (ev.ok() && ev->is_array()) {
+      for (const Json& line : *ev) {
+        if (line.is_string()) d.evidence.push_back(line.get<std::string>());
+      }
+    }
+    j.dead = std::move(d);
+  }
+  if (f.count("rep_by")) {
+    Replay r;
+    r.by = f.at("rep_by");
+    r.note = f.count("rep_note") ? f.at("rep_note") : "";
+    r.at = FromUnixMillis(IntField(f, "rep_at"));
+    RETRACED_RETURN_IF_ERROR(ParseReplayMode(f.at("rep_mode"), r));
+    j.replay = std::move(r);
+  }
+  return s;
+}
+
+Result<Job> RedisStore::LoadJob(const std::string& queue, std::string_view id) {
+  QueueKeys k(queue);
+  RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id));
+  if (!f) return Status::NotFound("no job " + std::string(id));
+  RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(queue, *f));
+  RETRACED_ASSIGN_OR_RETURN(Reply hist, conn_->Command({"LRANGE", k.History(id), "0", "-1"}));
+  std::map<int, Attempt> attempts;
+  for (const Reply& item : hist.elements) {
+    Result<Json> rec = ParseJson(item.str);
+    if (!rec.ok() || !rec->is_array() || rec->empty())
+      return Status::Internal("bad history record of " + std::string(id));
+    const Json& r = *rec;
+    const std::string kind = r[0];
+    if (kind == "e") {
+      Event e;
+      e.at = FromUnixMillis(r[1].get<int64_t>());
+      if (!r[2].get<std::string>().empty()) e.from = *ParseJobState(r[2].get<std::string>());
+      if (!r[3].get<std::string>().empty()) e.to = *ParseJobState(r[3].get<std::string>());
+      e.reason = r[4];
+      e.actor = r[5];
+      e.note = r[6];
+      s.job.events.push_back(std::move(e));
+    } else if (kind == "a") {
+      Attempt& a = attempts[r[1].get<int>()];
+      a.n = r[1];
+      a.trigger = *ParseTrigger(r[2].get<std::string>());
+      a.worker = r[3];
+      a.started_at = FromUnixMillis(r[4].get<int64_t>());
+      a.lateness = Millis(r[5].get<int64_t>());
+    } else if (kind == "x") {
+      Attempt& a = attempts[r[1].get<int>()];
+      a.ended_at = FromUnixMillis(r[2].get<int64_t>());
+      if (!r[3].is_null()) a.outcome = *ParseOutcome(r[3].get<std::string>());
+      if (!r[4].is_null()) a.error = *ErrorFromJson(r[4]);
+      if (!r[5].is_null()) a.decision = *DecisionFromJson(r[5]);
+    }
+  }
+  for (auto& [n, a] : attempts) s.job.attempts.push_back(std::move(a));
+  return std::move(s.job);
+}
+
+Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> jobs,
+                                                       std::string_view actor) {
+  RETRACED_RETURN_IF_ERROR(CheckActor("enqueue actor", actor));
+  std::lock_guard lock(mu_);
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  std::vector<Job> built;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const NewJob& n = jobs[i];
+    Job j;
+    j.id = n.id ? *n.id : ids_.Next();
+    j.queue = n.queue;
+    j.type = n.type;
+    j.payload = n.payload;
+    j.policy = n.policy ? *n.policy : DefaultPolicy();
+    j.created_at = now;
+    j.run_at = n.run_at && *n.run_at > now ? *n.run_at : now;
+    j.unique_key = n.unique_key;
+    j.timeout = n.timeout;
+    j.deadline_at = n.deadline_at;
+    j.priority = n.priority;
+    Status s = ValidateNewJob(j);
+    if (s.ok() && (j.priority < -127 || j.priority > 127)) {
+      s = Status::InvalidArgument("priority must be from -127 to 127 in a Redis store");
+    }
+    if (!s.ok()) return jobs.size() == 1 ? s : s.WithContext("job " + std::to_string(i));
+    built.push_back(std::move(j));
+  }
+  std::vector<EnqueueResult> results(built.size());
+  // Ids are unique across queues: look the given ones up first.
+  std::vector<std::string> ids;
+  for (const Job& j : built) ids.push_back(j.id);
+  RETRACED_ASSIGN_OR_RETURN(auto existing, QueuesOf(ids));
+  std::map<std::string, std::vector<size_t>> by_queue;
+  for (size_t i = 0; i < built.size(); ++i) {
+    if (existing.count(built[i].id)) {
+      results[i] = EnqueueResult{built[i].id, false, "a job with id " + built[i].id + " exists"};
+    } else {
+      by_queue[built[i].queue].push_back(i);
+    }
+  }
+  for (const auto& [queue, indexes] : by_queue) {
+    RETRACED_ASSIGN_OR_RETURN(Reply seq, conn_->Command({"INCRBY", std::string(kSeqKey),
+                                                         std::to_string(indexes.size())}));
+    int64_t first = seq.integer - static_cast<int64_t>(indexes.size()) + 1;
+    QueueKeys k(queue);
+    std::vector<std::string> args = {NowArg(), std::string(actor), std::to_string(indexes.size())};
+    for (size_t n = 0; n < indexes.size(); ++n) {
+      const Job& j = built[indexes[n]];
+      std::optional<TimePoint> deadline_after;
+      args.insert(
+          args.end(),
+          {j.id, j.type, j.payload, FormatPolicy(j.policy), std::to_string(j.priority),
+           j.run_at > now ? MsText(j.run_at) : "", j.unique_key.value_or(""),
+           j.timeout ? std::to_string(j.timeout->count()) : "",
+           j.deadline_at ? MsText(*j.deadline_at) : "",
+           j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "",
+           "due at " + FormatTime(j.run_at), std::to_string(first + static_cast<int64_t>(n))});
+    }
+    RETRACED_ASSIGN_OR_RETURN(
+        Reply r,
+        Run("enqueue.lua",
+            {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters()}, args));
+    std::vector<std::vector<std::string>> index_cmds = {{"SADD", std::string(kQueuesKey), queue}};
+    for (size_t n = 0; n < indexes.size(); ++n) {
+      const Reply& one = r.elements[n + 1];
+      EnqueueResult& out = results[indexes[n]];
+      out.id = one.elements[1].str;
+      out.created = one.elements[0].integer == 1;
+      out.note = one.elements[2].str;
+      if (out.created) index_cmds.push_back({"HSET", std::string(kJobQueueKey), out.id, queue});
+    }
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, conn_->Pipeline(index_cmds));
+    (void)done;
+  }
+  return results;
+}
+
+Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
+  RETRACED_RETURN_IF_ERROR(ValidateName("queue", req.queue));
+  RETRACED_RETURN_IF_ERROR(CheckActor("worker id", req.worker));
+  if (req.max < 1 || req.max > kMaxBatch) {
+    return Status::InvalidArgument("claim size must be from 1 to 1000, got " +
+                                   std::to_string(req.max));
+  }
+  if (req.lease.count() <= 0) return Status::InvalidArgument("lease must be positive");
+  std::lock_guard lock(mu_);
+  QueueKeys k(req.queue);
+  RETRACED_ASSIGN_OR_RETURN(
+      Reply r,
+      Run("claim.lua",
+          {k.prefix(), k.Ready(), k.Scheduled(), k.RetryWait(), k.Active(), k.Counters()},
+          {NowArg(), req.worker, std::to_string(req.max), std::to_string(req.lease.count())}));
+  TimePoint now = FromUnixMillis(r.elements[0].integer);
+  std::vector<ClaimedJob> out;
+  for (size_t i = 1; i < r.elements.size(); ++i) {
+    const std::vector<Reply>& e = r.elements[i].elements;
+    ClaimedJob c;
+    Job& j = c.job;
+    j.id = e[0].str;
+    j.queue = req.queue;
+    j.type = e[1].str;
+    j.payload = e[2].str;
+    RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(e[3].str));
+    j.priority = std::stoi(Str(e[4]));
+    j.attempt_count = static_cast<int>(e[5].integer);
+    j.state = JobState::kActive;
+    j.created_at = FromUnixMillis(std::stoll(Str(e[6])));
+    j.run_at = FromUnixMillis(std::stoll(Str(e[7])));
+    if (!e[8].IsNil()) j.unique_key = e[8].str;
+    if (!e[9].IsNil()) j.timeout = Millis(std::stoll(Str(e[9])));
+    if (!e[10].IsNil()) j.deadline_at = FromUnixMillis(std::stoll(Str(e[10])));
+    c.attempt.n = j.attempt_count;
+    RETRACED_ASSIGN_OR_RETURN(c.attempt.trigger, ParseTrigger(e[11].str));
+    c.attempt.worker = req.worker;
+    c.attempt.started_at = now;
+    c.attempt.lateness = Millis(e[12].integer);
+    c.lease = Lease{j.id, j.attempt_count};
+    c.lease_expires_at = now + req.lease;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
+    const std::string& queue, const std::string& id, int64_t token, Outcome outcome,
+    const Classified& error, std::string_view actor, std::string_view event, std::string_view what,
+    bool record_refusal, std::string* refusal) {
+  QueueKeys k(queue);
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id));
+  std::vector<std::string> keys = {k.prefix(),
+                                   k.Counters(),
+                                   k.Unique(),
+                                   k.Active(),
+                                   k.Ready(),
+                                   k.RetryWait(),
+                                   k.State(JobState::kCompleted),
+                                   k.State(JobState::kDead)};
+  const bool current = f && f->at("state") == "active" && IntField(*f, "n") == token;
+  std::vector<std::string> args(18);
+  args[0] = MsText(now);
+  args[1] = id;
+  args[2] = std::to_string(token);
+  args[3] = std::string(actor);
+  args[4] = std::string(what);
+  args[5] = record_refusal ? "1" : "0";
+  std::optional<Ended> ended;
+  if (current) {
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(f->at("policy")));
+    RetryContext ctx;
+    ctx.job_id = id;
+    ctx.attempt = static_cast<int>(token);
+    ctx.run_in_sequence = static_cast<int>(token - IntField(*f, "seq_start", 1) + 1);
+    if (f->count("budget")) ctx.budget = static_cast<int>(IntField(*f, "budget"));
+    ctx.previous_delay = Millis(IntField(*f, "last_delay"));
+    if (f->count("deadline")) ctx.deadline_at = FromUnixMillis(IntField(*f, "deadline"));
+    const bool released =
+        outcome == Outcome::kLeaseExpired && error.error.code == kCodeWorkerStopped;
+    const bool lost = outcome == Outcome::kLeaseExpired && !released;
+    ctx.lease_expired_in_row = lost ? static_cast<int>(IntField(*f, "streak")) + 1 : 0;
+    ctx.poison_after = options_.poison_after;
+    ctx.now = now;
+    Decision d = Decide(policy, ctx, ToFailure(outcome, error));
+    JobState to = d.action == Action::kRetry
+                      ? (d.delay.count() == 0 ? JobState::kReady : JobState::kRetryWait)
+                      : JobState::kDead;
+    Json end = Json::array({"x", token, Ms(now), Name(outcome), ToJson(error.error), ToJson(d)});
+    std::string counters = outcome == Outcome::kLeaseExpired ? "lease_expired" : "failed";
+    counters += d.action == Action::kRetry ? ",retries_scheduled"
+                                           : ",dead_" + std::string(Name(*d.dead_reason));
+    args[6] = !event.empty()               ? std::string(event)
+              : d.action == Action::kRetry ? "retry_scheduled"
+                                           : "dead";
+    args[7] = std::string(Name(to));
+    args[8] = d.next_run_at ? MsText(*d.next_run_at) : "";
+    args[9] = d.action == Action::kRetry
+                  ? std::string(Name(lost || released ? Trigger::kRecovery : Trigger::kAuto))
+                  : "";
+    args[10] = d.action == Action::kRetry ? std::to_string(d.delay.count()) : "";
+    args[11] = std::to_string(released ? IntField(*f, "streak") : ctx.lease_expired_in_row);
+    args[12] = DumpJson(end);
+    args[13] = d.reason;
+    args[14] = counters;
+    args[15] = DumpJson(Json::array({Name(error.error.error_class), error.error.code,
+                                     error.error.message, ErrorSignature(error.error.message)}));
+    if (d.action == Action::kDead) {
+      RETRACED_ASSIGN_OR_RETURN(Job job, LoadJob(queue, id));
+      Attempt& last = job.attempts.back();
+      last.ended_at = now;
+      last.outcome = outcome;
+      last.error = error.error;
+      last.decision = d;
+      args[16] = std::string(Name(*d.dead_reason));
+      args[17] = DumpJson(Json(DeadEvidence(job.attempts, d)));
+    }
+    ended = Ended{d, to};
+  } else {
+    args[6] = "refused";
+    args[7] = "completed";
+    args[12] = "[]";
+    args[14] = "";
+  }
+  RETRACED_ASSIGN_OR_RETURN(Reply r, Run("end_attempt.lua", keys, args));
+  int64_t status = r.elements[0].integer;
+  if (status == -1) return Status::NotFound("no job " + id);
+  if (status == 0) {
+    if (refusal) {
+      std::string state = r.elements[1].str;
+      *refusal = "job " + id + ": " + std::string(what) + " with lease token " +
+                 std::to_string(token) + " refused: the job is " + state +
+                 (state == "active" ? " under token " + std::to_string(r.elements[2].integer) : "");
+    }
+    return std::optional<Ended>();
+  }
+  return ended;
+}
+
+Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> items) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> ids;
+  for (const Completion& c : items) ids.push_back(c.lease.job_id);
+  RETRACED_ASSIGN_OR_RETURN(auto queues, QueuesOf(ids));
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  std::vector<Status> results;
+  for (const Completion& c : items) {
+    auto q = queues.find(c.lease.job_id);
+    if (q == queues.end()) {
+      results.push_back(Status::NotFound("no job " + c.lease.job_id));
+      continue;
+    }
+    QueueKeys k(q->second);
+    Json end =
+        Json::array({"x", c.lease.token, Ms(now), "succeeded", nullptr, ToJson(SuccessDecision())});
+    RETRACED_ASSIGN_OR_RETURN(
+        Reply r, Run("end_attempt.lua",
+                     {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.Ready(), k.RetryWait(),
+                      k.State(JobState::kCompleted), k.State(JobState::kDead)},
+                     {MsText(now), c.lease.job_id, std::to_string(c.lease.token), c.worker,
+                      "completion", "1", "succeeded", "completed", "", "", "", "0", DumpJson(end),
+                      "", "completed", "", "", ""}));
+    int64_t status = r.elements[0].integer;
+    if (status == 1) {
+      results.push_back(Status::Ok());
+    } else if (status == -1) {
+      results.push_back(Status::NotFound("no job " + c.lease.job_id));
+    } else {
+      std::string state = r.elements[1].str;
+      results.push_back(Status::Conflict(
+          "job " + c.lease.job_id + ": completion with lease token " +
+          std::to_string(c.lease.token) + " refused: the job is " + state +
+          (state == "active" ? " under token " + std::to_string(r.elements[2].integer) : "")));
+    }
+  }
+  return results;
+}
+
+Result<FailResult> RedisStore::Fail(const FailRequest& req) {
+  if (req.outcome != Outcome::kFailed && req.outcome != Outcome::kTimedOut) {
+    return Status::InvalidArgument("a failure's outcome is failed or timed_out, not " +
+                                   std::string(Name(req.outcome)));
+  }
+  std::lock_guard lock(mu_);
+  RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(req.lease.job_id));
+  if (!queue) return Status::NotFound("no job " + req.lease.job_id);
+  std::string refusal;
+  RETRACED_ASSIGN_OR_RETURN(std::optional<Ended> ended,
+                            EndWithDecision(*queue, req.lease.job_id, req.lease.token, req.outcome,
+                                            req.error, req.worker, "", "failure", true, &refusal));
+  if (!ended) return Status::Conflict(refusal);
+  return FailResult{ended->decision, ended->state};
+}
+
+Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases, Millis lease) {
+  if (lease.count() <= 0) return Status::InvalidArgument("lease must be positive");
+  std::lock_guard lock(mu_);
+  std::vector<std::string> ids;
+  for (const Lease& l : leases) ids.push_back(l.job_id);
+  RETRACED_ASSIGN_OR_RETURN(auto queues, QueuesOf(ids));
+  std::vector<Status> results;
+  for (const Lease& l : leases) {
+    Status refused = Status::Conflict("job " + l.job_id + ": lease token " +
+                                      std::to_string(l.token) + " is no longer the job's");
+    auto q = queues.find(l.job_id);
+    if (q == queues.end()) {
+      results.push_back(refused);
+      continue;
+    }
+    QueueKeys k(q->second);
+    RETRACED_ASSIGN_OR_RETURN(
+        Reply r, Run("heartbeat.lua", {k.prefix(), k.Active()},
+                     {NowArg(), std::to_string(lease.count()), l.job_id, std::to_string(l.token)}));
+    results.push_back(r.elements[0].integer == 1 ? Status::Ok() : refused);
+  }
+  return results;
+}
+
+Result<std::vector<Status>> RedisStore::Release(std::span<const Lease> leases,
+                                                std::string_view worker) {
+  RETRACED_RETURN_IF_ERROR(CheckActor("worker id", worker));
+  std::lock_guard lock(mu_);
+  std::vector<Status> results;
+  for (const Lease& l : leases) {
+    RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(l.job_id));
+    if (!queue) {
+      results.push_back(Status::NotFound("no job " + l.job_id));
+      continue;
+    }
+    QueueKeys k(*queue);
+    RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, l.job_id));
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(f ? f->at("policy") : "none"));
+    HandlerFailure stopped{
+        ErrorClass::kTemporary, std::string(kCodeWorkerStopped),
+        "worker " + std::string(worker) + " stopped before the attempt finished and released it",
+        ""};
+    std::string refusal;
+    RETRACED_ASSIGN_OR_RETURN(std::optional<Ended> ended,
+                              EndWithDecision(*queue, l.job_id, l.token, Outcome::kLeaseExpired,
+                                              Classify(stopped, ClassifierConfig{}, policy), worker,
+                                              "released", "release", true, &refusal));
+    results.push_back(ended ? Status::Ok() : Status::Conflict(refusal));
+  }
+  return results;
+}
+
+Result<std::vector<RecoveredJob>> RedisStore::RecoverExpired(int max) {
+  if (max < 1 || max > kMaxBatch)
+    return Status::InvalidArgument("recovery size must be from 1 to 1000");
+  std::lock_guard lock(mu_);
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, Queues());
+  std::vector<RecoveredJob> out;
+  for (const std::string& queue : queues) {
+    if (static_cast<int>(out.size()) >= max) break;
+    QueueKeys k(queue);
+    RETRACED_ASSIGN_OR_RETURN(
+        Reply expired,
+        conn_->Command({"ZRANGEBYSCORE", k.Active(), "-inf", std::to_string(Ms(now) - 1), "LIMIT",
+                        "0", std::to_string(max - out.size())}));
+    for (const Reply& e : expired.elements) {
+      RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, e.str));
+      if (!f || f->at("state") != "active") continue;
+      RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(f->at("policy")));
+      std::string worker = f->count("worker") ? f->at("worker") : "";
+      HandlerFailure lost{ErrorClass::kTemporary, std::string(kCodeLeaseExpired),
+                          "the lease of worker " + worker + " expired at " +
+                              FormatTime(FromUnixMillis(IntField(*f, "lease"))),
+                          ""};
+      RETRACED_ASSIGN_OR_RETURN(
+          std::optional<Ended> ended,
+          EndWithDecision(queue, e.str, IntField(*f, "n"), Outcome::kLeaseExpired,
+                          Classify(lost, options_.lease_expiry_classes, policy), "system",
+                          "lease_expired", "recovery", false, nullptr));
+      if (ended) out.push_back(RecoveredJob{e.str, worker, ended->decision, ended->state});
+    }
+  }
+  return out;
+}
+
+}  // namespace retraced::redis

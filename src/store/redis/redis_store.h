@@ -1,0 +1,87 @@
+// The Redis store: the distributed backend (docs/redis-schema.md). Every state
+// change of a queue is one Lua script fenced by the lease token; time is the
+// Redis server's unless the store is given a clock.
+//
+// Thread-safe: calls are serialized on one connection.
+#ifndef RETRACED_STORE_REDIS_REDIS_STORE_H_
+#define RETRACED_STORE_REDIS_REDIS_STORE_H_
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "retraced/id.h"
+#include "retraced/store.h"
+#include "store/redis/redis_connection.h"
+#include "store/redis/redis_keys.h"
+
+namespace retraced::redis {
+
+class RedisStore final : public Store {
+ public:
+  static Result<std::unique_ptr<RedisStore>> Open(std::string_view url,
+                                                  const StoreOptions& options);
+
+  Result<std::vector<EnqueueResult>> Enqueue(std::span<const NewJob> jobs,
+                                             std::string_view actor) override;
+  Result<std::vector<ClaimedJob>> Claim(const ClaimRequest& req) override;
+  Result<std::vector<Status>> Complete(std::span<const Completion> items) override;
+  Result<FailResult> Fail(const FailRequest& req) override;
+  Result<std::vector<Status>> Heartbeat(std::span<const Lease> leases, Millis lease) override;
+  Result<std::vector<Status>> Release(std::span<const Lease> leases,
+                                      std::string_view worker) override;
+  Result<std::vector<RecoveredJob>> RecoverExpired(int max) override;
+  Result<Job> GetJob(std::string_view id) override;
+  Result<JobPage> ListJobs(const JobFilter& filter) override;
+  Result<std::vector<DeadGroup>> GroupDead(const JobFilter& filter) override;
+  Result<ReplayResult> ReplayJobs(const ReplayRequest& req) override;
+  Status Cancel(std::string_view id, std::string_view by, std::string_view note) override;
+  Result<PurgeResult> Purge(const PurgeRequest& req) override;
+  Result<std::vector<QueueStats>> Stats(std::optional<std::string_view> queue) override;
+  Result<int64_t> ApplyRetention() override;
+  Result<std::optional<TimePoint>> NextDueAt(std::string_view queue) override;
+  TimePoint Now() override;
+
+ private:
+  // A job's hash, as read.
+  using Fields = std::map<std::string, std::string>;
+  struct Ended {
+    Decision decision;
+    JobState state;
+  };
+
+  RedisStore(std::unique_ptr<Connection> conn, const StoreOptions& options);
+
+  Result<TimePoint> NowLocked();
+  // The time to pass scripts: empty for the server's own, else the store's clock.
+  std::string NowArg();
+  Result<Reply> Run(std::string_view script, const std::vector<std::string>& keys,
+                    const std::vector<std::string>& args);
+  Result<std::optional<std::string>> QueueOf(std::string_view id);
+  Result<std::map<std::string, std::string>> QueuesOf(const std::vector<std::string>& ids);
+  Result<std::vector<std::string>> Queues();
+  Result<std::optional<Fields>> LoadFields(const QueueKeys& k, std::string_view id);
+  Result<JobSummary> ToSummary(const std::string& queue, const Fields& f);
+  Result<Job> LoadJob(const std::string& queue, std::string_view id);
+  // Ends the attempt `token` of job `id` as the policy decides; nullopt when
+  // the lease is not the job's (recorded as a refusal when `record_refusal`).
+  Result<std::optional<Ended>> EndWithDecision(const std::string& queue, const std::string& id,
+                                               int64_t token, Outcome outcome,
+                                               const Classified& error, std::string_view actor,
+                                               std::string_view event, std::string_view what,
+                                               bool record_refusal, std::string* refusal);
+  Result<int64_t> Remove(const std::string& queue, const std::vector<std::string>& ids,
+                         std::string_view counter);
+
+  std::mutex mu_;
+  std::unique_ptr<Connection> conn_;
+  StoreOptions options_;
+  SystemClock system_clock_;
+  UlidGenerator ids_;
+  std::map<std::string, Script, std::less<>> scripts_;
+};
+
+}  // namespace retraced::redis
+
+#endif  // RETRACED_STORE_REDIS_REDIS_STORE_H_

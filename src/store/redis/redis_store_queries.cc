@@ -1,0 +1,403 @@
+// The Redis store's read side and operator actions.
+#include <algorithm>
+#include <charconv>
+
+#include "retraced/decide.h"
+#include "retraced/json.h"
+#include "store/redis/redis_store.h"
+
+namespace retraced::redis {
+namespace {
+
+constexpr JobState kAllStates[] = {JobState::kScheduled, JobState::kReady,     JobState::kActive,
+                                   JobState::kRetryWait, JobState::kCompleted, JobState::kDead,
+                                   JobState::kCancelled};
+
+Status CheckOperator(std::string_view by) {
+  if (by.empty()) return Status::InvalidArgument("the operator's name (--by) is required");
+  if (by.size() > 256) return Status::InvalidArgument("the operator's name is over 256 bytes");
+  return Status::Ok();
+}
+
+bool Matches(const JobFilter& f, const JobSummary& s, bool with_state) {
+  const Job& j = s.job;
+  if (with_state && f.state && j.state != *f.state) return false;
+  if (f.type && j.type != *f.type) return false;
+  if (f.code && (!s.last_error || s.last_error->code != *f.code)) return false;
+  if (f.error_class && (!s.last_error || s.last_error->error_class != *f.error_class)) return false;
+  if (f.created_after && j.created_at < *f.created_after) return false;
+  if (f.created_before && j.created_at >= *f.created_before) return false;
+  if (!f.ids.empty() && std::find(f.ids.begin(), f.ids.end(), j.id) == f.ids.end()) return false;
+  return true;
+}
+
+}  // namespace
+
+Result<Job> RedisStore::GetJob(std::string_view id) {
+  std::lock_guard lock(mu_);
+  RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(id));
+  if (!queue) return Status::NotFound("no job " + std::string(id));
+  return LoadJob(*queue, id);
+}
+
+Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
+  if (filter.limit < 1 || filter.limit > 1000) {
+    return Status::InvalidArgument("limit must be from 1 to 1000, got " +
+                                   std::to_string(filter.limit));
+  }
+  int64_t before = INT64_MAX;
+  if (!filter.cursor.empty()) {
+    auto [p, ec] =
+        std::from_chars(filter.cursor.data(), filter.cursor.data() + filter.cursor.size(), before);
+    if (ec != std::errc() || p != filter.cursor.data() + filter.cursor.size()) {
+      return Status::InvalidArgument("invalid cursor '" + filter.cursor + "'");
+    }
+  }
+  std::lock_guard lock(mu_);
+  std::vector<std::string> queues;
+  if (filter.queue) {
+    queues = {*filter.queue};
+  } else {
+    RETRACED_ASSIGN_OR_RETURN(queues, Queues());
+  }
+  // (seq, queue, id), newest first, across queues.
+  std::vector<std::tuple<int64_t, std::string, std::string>> candidates;
+  for (const std::string& q : queues) {
+    RETRACED_ASSIGN_OR_RETURN(Reply r,
+                              conn_->Command({"ZREVRANGEBYSCORE", QueueKeys(q).All(),
+                                              "(" + std::to_string(before), "-inf", "WITHSCORES"}));
+    for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+      candidates.emplace_back(std::stoll(r.elements[i + 1].str), q, r.elements[i].str);
+    }
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
+  JobPage page;
+  int64_t last_seq = 0;
+  for (const auto& [seq, q, id] : candidates) {
+    RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(QueueKeys(q), id));
+    if (!f) continue;
+    RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(q, *f));
+    if (!Matches(filter, s, true)) continue;
+    if (static_cast<int>(page.jobs.size()) == filter.limit) {
+      page.next_cursor = std::to_string(last_seq);
+      break;
+    }
+    last_seq = seq;
+    page.jobs.push_back(std::move(s));
+  }
+  return page;
+}
+
+Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> queues;
+  if (filter.queue) {
+    queues = {*filter.queue};
+  } else {
+    RETRACED_ASSIGN_OR_RETURN(queues, Queues());
+  }
+  std::vector<DeadGroup> groups;
+  std::vector<int64_t> newest;
+  for (const std::string& q : queues) {
+    QueueKeys k(q);
+    RETRACED_ASSIGN_OR_RETURN(Reply ids,
+                              conn_->Command({"ZRANGE", k.State(JobState::kDead), "0", "-1"}));
+    for (const Reply& id : ids.elements) {
+      RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id.str));
+      if (!f) continue;
+      RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(q, *f));
+      if (!Matches(filter, s, false) || !s.job.dead) continue;
+      std::optional<ErrorClass> cls =
+          s.last_error ? std::optional(s.last_error->error_class) : std::nullopt;
+      std::string code = s.last_error ? s.last_error->code : "";
+      std::string sig = f->count("err_sig") ? f->at("err_sig") : "";
+      size_t i = 0;
+      while (i < groups.size() && !(groups[i].queue == q && groups[i].error_class == cls &&
+                                    groups[i].code == code && groups[i].signature == sig)) {
+        ++i;
+      }
+      if (i == groups.size()) {
+        groups.push_back(
+            DeadGroup{q, cls, code, sig, 0, "", "", {}, s.job.dead->at, s.job.dead->at});
+        newest.push_back(-1);
+      }
+      DeadGroup& g = groups[i];
+      ++g.count;
+      ++g.reasons[s.job.dead->reason];
+      g.first_dead_at = std::min(g.first_dead_at, s.job.dead->at);
+      g.last_dead_at = std::max(g.last_dead_at, s.job.dead->at);
+      int64_t seq = std::stoll(f->at("seq"));
+      if (seq > newest[i]) {
+        newest[i] = seq;
+        g.sample_job_id = s.job.id;
+        g.sample_message = s.last_error ? s.last_error->message : "";
+      }
+    }
+  }
+  std::stable_sort(groups.begin(), groups.end(), [](const DeadGroup& a, const DeadGroup& b) {
+    return a.count != b.count ? a.count > b.count : a.last_dead_at > b.last_dead_at;
+  });
+  return groups;
+}
+
+Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
+  RETRACED_RETURN_IF_ERROR(CheckOperator(req.by));
+  Replay mode;
+  mode.mode = req.mode;
+  mode.more = req.more;
+  if (req.mode == Replay::Mode::kMore && (req.more < 1 || req.more > kMaxPolicyRetries)) {
+    return Status::InvalidArgument("more=N needs N from 1 to 10000, got " +
+                                   std::to_string(req.more));
+  }
+  std::lock_guard lock(mu_);
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  // Which jobs, checked before anything changes: (queue, id, policy).
+  std::vector<std::tuple<std::string, std::string, std::string>> targets;
+  if (!req.filter.ids.empty()) {
+    for (const std::string& id : req.filter.ids) {
+      RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> q, QueueOf(id));
+      if (!q) return Status::NotFound("no job " + id);
+      RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(QueueKeys(*q), id));
+      if (!f) return Status::NotFound("no job " + id);
+      const std::string& state = f->at("state");
+      if (state != "dead" && state != "cancelled") {
+        return Status::FailedPrecondition("job " + id + " is " + state +
+                                          "; only dead or cancelled jobs can be replayed");
+      }
+      targets.emplace_back(*q, id, f->at("policy"));
+    }
+  } else {
+    std::vector<std::string> queues;
+    if (req.filter.queue) {
+      queues = {*req.filter.queue};
+    } else {
+      RETRACED_ASSIGN_OR_RETURN(queues, Queues());
+    }
+    JobFilter f = req.filter;
+    for (const std::string& q : queues) {
+      QueueKeys k(q);
+      RETRACED_ASSIGN_OR_RETURN(Reply ids,
+                                conn_->Command({"ZRANGE", k.State(JobState::kDead), "0", "-1"}));
+      for (const Reply& id : ids.elements) {
+        RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> fields, LoadFields(k, id.str));
+        if (!fields) continue;
+        RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(q, *fields));
+        if (Matches(f, s, false)) targets.emplace_back(q, id.str, fields->at("policy"));
+      }
+    }
+  }
+  ReplayResult result;
+  for (const auto& [q, id, policy_text] : targets) {
+    result.replayed.push_back(id);
+    if (req.dry_run) continue;
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, ParsePolicy(policy_text, ParseOptions{true}));
+    std::optional<TimePoint> deadline = DeadlineAt(policy, now);
+    QueueKeys k(q);
+    std::string note = "mode " + ReplayModeText(mode) + (req.note.empty() ? "" : ": " + req.note);
+    RETRACED_ASSIGN_OR_RETURN(
+        Reply r, Run("replay.lua",
+                     {k.prefix(), k.Ready(), k.State(JobState::kDead),
+                      k.State(JobState::kCancelled), k.Unique(), k.Counters()},
+                     {std::to_string(ToUnixMillis(now)), id, req.by, req.note, ReplayModeText(mode),
+                      req.mode == Replay::Mode::kMore ? std::to_string(req.more) : "",
+                      deadline ? std::to_string(ToUnixMillis(*deadline)) : "", note}));
+    if (r.elements[0].integer == 2) {
+      return Status::Conflict("job " + id +
+                              " cannot be replayed: its unique key is held by live job " +
+                              r.elements[1].str);
+    }
+  }
+  return result;
+}
+
+Status RedisStore::Cancel(std::string_view id, std::string_view by, std::string_view note) {
+  RETRACED_RETURN_IF_ERROR(CheckOperator(by));
+  std::lock_guard lock(mu_);
+  RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(id));
+  if (!queue) return Status::NotFound("no job " + std::string(id));
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  QueueKeys k(*queue);
+  std::string line =
+      "cancelled by " + std::string(by) + (note.empty() ? "" : ": " + std::string(note));
+  RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id));
+  Decision cancelled;
+  cancelled.action = Action::kDead;
+  cancelled.dead_reason = DeadReason::kCancelled;
+  cancelled.reason = line + " while attempt " + (f ? f->at("n") : "?") + " was running";
+  Json end = Json::array({"x", 0, ToUnixMillis(now), nullptr, nullptr, ToJson(cancelled)});
+  RETRACED_ASSIGN_OR_RETURN(
+      Reply r, Run("cancel.lua",
+                   {k.prefix(), k.Scheduled(), k.Ready(), k.RetryWait(), k.Active(),
+                    k.State(JobState::kCancelled), k.Unique(), k.Counters()},
+                   {std::to_string(ToUnixMillis(now)), std::string(id), std::string(by),
+                    std::string(note), DumpJson(Json::array({line})), DumpJson(end)}));
+  if (r.elements[0].integer == -1) return Status::NotFound("no job " + std::string(id));
+  if (r.elements[0].integer == 0) {
+    return Status::FailedPrecondition("job " + std::string(id) + " is " + r.elements[1].str +
+                                      "; only scheduled, ready, retry_wait or active jobs can be "
+                                      "cancelled");
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> RedisStore::Remove(const std::string& queue, const std::vector<std::string>& ids,
+                                   std::string_view counter) {
+  if (ids.empty()) return int64_t{0};
+  QueueKeys k(queue);
+  std::vector<std::string> args = {std::string(counter)};
+  args.insert(args.end(), ids.begin(), ids.end());
+  RETRACED_ASSIGN_OR_RETURN(
+      Reply r, Run("remove.lua",
+                   {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
+                    k.State(JobState::kCancelled), k.Counters()},
+                   args));
+  std::vector<std::vector<std::string>> unindex;
+  for (const Reply& id : r.elements) unindex.push_back({"HDEL", std::string(kJobQueueKey), id.str});
+  if (!unindex.empty()) {
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, conn_->Pipeline(unindex));
+    (void)done;
+  }
+  return static_cast<int64_t>(r.elements.size());
+}
+
+Result<PurgeResult> RedisStore::Purge(const PurgeRequest& req) {
+  RETRACED_RETURN_IF_ERROR(CheckOperator(req.by));
+  if (req.state && !IsTerminal(*req.state)) {
+    return Status::InvalidArgument("only completed, dead or cancelled jobs can be purged, not " +
+                                   std::string(Name(*req.state)));
+  }
+  if (req.older_than && req.older_than->count() < 0) {
+    return Status::InvalidArgument("--older-than must not be negative");
+  }
+  std::lock_guard lock(mu_);
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  for (const std::string& id : req.ids) {
+    RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> q, QueueOf(id));
+    if (!q) return Status::NotFound("no job " + id);
+    RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(QueueKeys(*q), id));
+    if (f && !IsTerminal(*ParseJobState(f->at("state")))) {
+      return Status::FailedPrecondition("job " + id + " is " + f->at("state") +
+                                        "; live jobs are never purged");
+    }
+  }
+  std::vector<std::string> queues;
+  if (req.queue) {
+    queues = {*req.queue};
+  } else {
+    RETRACED_ASSIGN_OR_RETURN(queues, Queues());
+  }
+  std::vector<JobState> states;
+  if (req.state) {
+    states = {*req.state};
+  } else {
+    states = {JobState::kCompleted, JobState::kDead, JobState::kCancelled};
+  }
+  std::string max = req.older_than ? std::to_string(ToUnixMillis(now - *req.older_than)) : "+inf";
+  PurgeResult result;
+  for (const std::string& q : queues) {
+    QueueKeys k(q);
+    std::vector<std::string> doomed;
+    for (JobState s : states) {
+      RETRACED_ASSIGN_OR_RETURN(Reply ids,
+                                conn_->Command({"ZRANGEBYSCORE", k.State(s), "-inf", max}));
+      for (const Reply& id : ids.elements) {
+        if (req.ids.empty() || std::find(req.ids.begin(), req.ids.end(), id.str) != req.ids.end()) {
+          doomed.push_back(id.str);
+        }
+      }
+    }
+    if (req.dry_run) {
+      result.purged += static_cast<int64_t>(doomed.size());
+      continue;
+    }
+    RETRACED_ASSIGN_OR_RETURN(int64_t n, Remove(q, doomed, "purged"));
+    result.purged += n;
+  }
+  return result;
+}
+
+Result<int64_t> RedisStore::ApplyRetention() {
+  const Retention& r = options_.retention;
+  if (!r.completed_max_count && !r.completed_max_age && !r.dead_max_age) return int64_t{0};
+  std::lock_guard lock(mu_);
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, Queues());
+  int64_t total = 0;
+  for (const std::string& q : queues) {
+    QueueKeys k(q);
+    std::vector<std::string> doomed;
+    auto take = [&](const std::vector<std::string>& cmd) -> Status {
+      RETRACED_ASSIGN_OR_RETURN(Reply ids, conn_->Command(cmd));
+      for (const Reply& id : ids.elements) doomed.push_back(id.str);
+      return Status::Ok();
+    };
+    if (r.completed_max_age) {
+      RETRACED_RETURN_IF_ERROR(take({"ZRANGEBYSCORE", k.State(JobState::kCompleted), "-inf",
+                                     std::to_string(ToUnixMillis(now - *r.completed_max_age))}));
+    }
+    if (r.dead_max_age) {
+      RETRACED_RETURN_IF_ERROR(take({"ZRANGEBYSCORE", k.State(JobState::kDead), "-inf",
+                                     std::to_string(ToUnixMillis(now - *r.dead_max_age))}));
+    }
+    if (r.completed_max_count) {
+      RETRACED_ASSIGN_OR_RETURN(Reply n, conn_->Command({"ZCARD", k.State(JobState::kCompleted)}));
+      if (n.integer > *r.completed_max_count) {
+        RETRACED_RETURN_IF_ERROR(take({"ZRANGE", k.State(JobState::kCompleted), "0",
+                                       std::to_string(n.integer - *r.completed_max_count - 1)}));
+      }
+    }
+    std::sort(doomed.begin(), doomed.end());
+    doomed.erase(std::unique(doomed.begin(), doomed.end()), doomed.end());
+    RETRACED_ASSIGN_OR_RETURN(int64_t removed, Remove(q, doomed, "trimmed"));
+    total += removed;
+  }
+  return total;
+}
+
+Result<std::vector<QueueStats>> RedisStore::Stats(std::optional<std::string_view> queue) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> queues;
+  if (queue) {
+    queues = {std::string(*queue)};
+  } else {
+    RETRACED_ASSIGN_OR_RETURN(queues, Queues());
+  }
+  std::vector<QueueStats> out;
+  for (const std::string& q : queues) {
+    QueueKeys k(q);
+    std::vector<std::vector<std::string>> cmds;
+    for (JobState s : kAllStates) cmds.push_back({"ZCARD", k.State(s)});
+    cmds.push_back({"HGETALL", k.Counters()});
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, conn_->Pipeline(cmds));
+    QueueStats qs;
+    qs.queue = q;
+    for (size_t i = 0; i < std::size(kAllStates); ++i) {
+      if (r[i].integer > 0) qs.states[kAllStates[i]] = r[i].integer;
+    }
+    const Reply& c = r.back();
+    for (size_t i = 0; i + 1 < c.elements.size(); i += 2) {
+      qs.counters[c.elements[i].str] = std::stoll(c.elements[i + 1].str);
+    }
+    if (qs.states.empty() && qs.counters.empty()) continue;
+    out.push_back(std::move(qs));
+  }
+  return out;
+}
+
+Result<std::optional<TimePoint>> RedisStore::NextDueAt(std::string_view queue) {
+  std::lock_guard lock(mu_);
+  QueueKeys k(queue);
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r,
+                            conn_->Pipeline({{"ZRANGE", k.Scheduled(), "0", "0", "WITHSCORES"},
+                                             {"ZRANGE", k.RetryWait(), "0", "0", "WITHSCORES"}}));
+  std::optional<TimePoint> due;
+  for (const Reply& one : r) {
+    if (one.elements.size() < 2) continue;
+    TimePoint t = FromUnixMillis(std::stoll(one.elements[1].str));
+    if (!due || t < *due) due = t;
+  }
+  return due;
+}
+
+}  // namespace retraced::redis
