@@ -2,10 +2,12 @@
 // commands users run, four workers draining one queue, and a server restart
 // in the middle of a run.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -174,6 +176,59 @@ TEST_F(RedisEndToEndTest, WorkersRideOutARedisRestartAndNoAcknowledgedEnqueueIsL
     completed += j->state == JobState::kCompleted;
   }
   EXPECT_EQ(completed, kJobs) << "every job finished after the restart";
+}
+
+// Workers whose machines' clocks are an hour fast and an hour slow (their
+// system clock really is skewed, by libfaketime) still run each retry at the
+// time the store planned it, because every instant comes from the Redis server.
+TEST_F(RedisEndToEndTest, WorkersWithSkewedClocksAgreeOnTheServersTime) {
+  const char* faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+  if (!std::filesystem::exists(faketime)) GTEST_SKIP() << "libfaketime is not installed";
+  Start();
+  std::vector<std::string> ids;
+  {
+    std::unique_ptr<Store> store = std::move(*OpenStore(url_));
+    for (int i = 0; i < 8; ++i) {
+      NewJob j;
+      j.queue = "work";
+      j.type = "flaky";
+      j.payload = R"({"succeed_on":3})";
+      j.policy = *ParsePolicy("fixed(300ms, retries=5)");
+      ids.push_back((*store->Enqueue({&j, 1}, "test"))[0].id);
+    }
+  }
+  const TimePoint started = SystemClock().Now();
+  std::vector<std::unique_ptr<ChildProcess>> workers;
+  for (const char* skew : {"+1h", "-1h"}) {
+    workers.push_back(ChildProcess::Start(
+        {TEST_WORKER_BIN, url_, "work", "--drain", "--concurrency", "1"},
+        {{"LD_PRELOAD", faketime}, {"FAKETIME", skew}, {"FAKETIME_DONT_FAKE_MONOTONIC", "1"}}));
+  }
+  for (auto& w : workers) {
+    for (int i = 0; i < 300 && !w->WaitForOutput("WORKER ", 0.1); ++i) {
+    }
+    w->Signal(SIGKILL);  // a worker still waiting on its own clock would wait an hour
+    w->Wait();
+  }
+  std::unique_ptr<Store> store = std::move(*OpenStore(url_));
+  std::set<std::string> hours;  // the hour in each worker id: read from its own (skewed) clock
+  for (const std::string& id : ids) {
+    Job j = *store->GetJob(id);
+    ASSERT_EQ(j.state, JobState::kCompleted) << id;
+    for (const Attempt& a : j.attempts) hours.insert(a.worker.substr(a.worker.rfind(':') + 10, 2));
+    ASSERT_EQ(j.attempts.size(), 3u);
+    for (size_t i = 0; i < j.attempts.size(); ++i) {
+      const Attempt& a = j.attempts[i];
+      EXPECT_LT(std::chrono::abs(a.started_at - started), Millis(60'000))
+          << "recorded in the server's time, not a worker's skewed clock";
+      if (i > 0) {
+        const TimePoint planned = *j.attempts[i - 1].decision->next_run_at;
+        EXPECT_GE(a.started_at, planned) << "never early";
+        EXPECT_LT(a.started_at - planned, Millis(1000)) << "not an hour late";
+      }
+    }
+  }
+  EXPECT_EQ(hours.size(), 2u) << "both the fast and the slow worker ran attempts";
 }
 
 }  // namespace

@@ -103,6 +103,28 @@ class RedisScriptTest : public ::testing::Test {
 
   Script enqueue_ = Load("enqueue.lua"), claim_ = Load("claim.lua");
   Script end_ = Load("end_attempt.lua"), heartbeat_ = Load("heartbeat.lua");
+  Script replay_ = Load("replay.lua"), cancel_ = Load("cancel.lua"), remove_ = Load("remove.lua");
+
+  Reply Replay(const std::string& id) {
+    QueueKeys k("q");
+    Result<Reply> r =
+        conn_->Eval(replay_,
+                    {k.prefix(), k.Ready(), k.State(JobState::kDead), k.State(JobState::kCancelled),
+                     k.Unique(), k.Counters()},
+                    {std::to_string(Now()), id, "ops", "why", "fresh", "", "", "mode fresh: why"});
+    EXPECT_TRUE(r.ok() && !r->IsError());
+    return *r;
+  }
+  Reply Cancel(const std::string& id) {
+    QueueKeys k("q");
+    Result<Reply> r = conn_->Eval(cancel_,
+                                  {k.prefix(), k.Scheduled(), k.Ready(), k.RetryWait(), k.Active(),
+                                   k.State(JobState::kCancelled), k.Unique(), k.Counters()},
+                                  {std::to_string(Now()), id, "ops", "no longer needed",
+                                   R"(["cancelled by ops"])", R"(["x",0,0,null,null,null])"});
+    EXPECT_TRUE(r.ok() && !r->IsError());
+    return *r;
+  }
 };
 
 TEST_F(RedisScriptTest, EnqueueAddsJobsAndRecordsTheEvent) {
@@ -289,6 +311,64 @@ TEST_F(RedisScriptTest, HeartbeatExtendsOnlyCurrentLeases) {
   EXPECT_EQ(Field("a", "lease"), std::to_string(std::stoll(now_) + 5000));
   EXPECT_EQ(conn_->Command({"ZSCORE", k.Active(), "a"})->str,
             std::to_string(std::stoll(now_) + 5000));
+}
+
+TEST_F(RedisScriptTest, ReplayTakesOnlyDeadOrCancelledJobsAndGuardsTheUniqueKey) {
+  Enqueue({{.id = "d", .unique = "k"}, {.id = "live"}});
+  Claim(1);
+  End("d", 1, "dead", "dead", "failed,dead_permanent_error", "", "1", "permanent_error");
+  EXPECT_EQ(Replay("live").elements[0].integer, 0);
+  EXPECT_EQ(Replay("live").elements[1].str, "ready");
+  EXPECT_EQ(Replay("nope").elements[0].integer, -1);
+  Enqueue({{.id = "holder", .unique = "k"}});  // the dead job freed the key
+  Reply held = Replay("d");
+  EXPECT_EQ(held.elements[0].integer, 2);
+  EXPECT_EQ(held.elements[1].str, "holder");
+  EXPECT_EQ(Field("d", "state"), "dead") << "refused: nothing changed";
+  Cancel("holder");
+  EXPECT_EQ(Replay("d").elements[0].integer, 1);
+  EXPECT_EQ(Field("d", "state"), "ready");
+  EXPECT_EQ(Field("d", "trigger"), "manual");
+  EXPECT_EQ(Field("d", "seq_start"), "2");
+  EXPECT_EQ(Field("d", "dead_reason"), "(nil)");
+  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Unique(), "k"})->str, "d");
+  EXPECT_EQ(History("d").back()[4], "replayed");
+}
+
+TEST_F(RedisScriptTest, CancelStopsLiveJobsOnlyAndClosesARunningAttempt) {
+  Enqueue({{.id = "a-running"}, {.id = "b-waiting", .unique = "u"}});
+  Claim(1);  // equal scores: the lower id first
+  ASSERT_EQ(Field("a-running", "state"), "active");
+  EXPECT_EQ(Cancel("b-waiting").elements[0].integer, 1);
+  EXPECT_EQ(Field("b-waiting", "state"), "cancelled");
+  EXPECT_TRUE(conn_->Command({"HGET", QueueKeys("q").Unique(), "u"})->IsNil());
+  EXPECT_EQ(Cancel("a-running").elements[0].integer, 1);
+  std::vector<Json> h = History("a-running");
+  EXPECT_EQ(h[h.size() - 2][0], "x") << "the running attempt is closed";
+  EXPECT_EQ(h[h.size() - 2][1], 1) << "with its number filled in";
+  EXPECT_EQ(Cancel("a-running").elements[0].integer, 0);
+  EXPECT_EQ(Cancel("a-running").elements[1].str, "cancelled");
+  EXPECT_EQ(Cancel("nope").elements[0].integer, -1);
+  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "cancelled"})->str, "2");
+}
+
+TEST_F(RedisScriptTest, RemoveDeletesFinishedJobsOnly) {
+  Enqueue({{.id = "done"}, {.id = "live"}});
+  Claim(1);
+  End("done", 1, "completed", "succeeded", "completed");
+  QueueKeys k("q");
+  Result<Reply> r =
+      conn_->Eval(remove_,
+                  {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
+                   k.State(JobState::kCancelled), k.Counters()},
+                  {"purged", "done", "live", "missing"});
+  ASSERT_TRUE(r.ok() && !r->IsError());
+  ASSERT_EQ(r->elements.size(), 1u);
+  EXPECT_EQ(r->elements[0].str, "done");
+  EXPECT_EQ(Field("done", "state"), "(nil)");
+  EXPECT_EQ(conn_->Command({"EXISTS", k.History("done")})->integer, 0);
+  EXPECT_EQ(Field("live", "state"), "ready");
+  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "purged"})->str, "1");
 }
 
 TEST_F(RedisScriptTest, AClockGivenByTheStoreReplacesTheServers) {
