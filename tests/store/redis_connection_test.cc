@@ -114,6 +114,20 @@ TEST_F(RedisConnectionTest, ScriptsAreLoadedOnceAndReloadedAfterAFlush) {
   EXPECT_EQ(c->Eval(broken, {}, {}).status().code(), StatusCode::kInternal);
 }
 
+TEST_F(RedisConnectionTest, ManyCallsOfAScriptGoInOneRoundTripAndSurviveAFlush) {
+  std::unique_ptr<Connection> c = Connect(server_->Url());
+  Script add{"add", "return redis.call('INCRBY', KEYS[1], ARGV[1])", ""};
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  for (int i = 1; i <= 100; ++i) calls.push_back({{"sum"}, {std::to_string(i)}});
+  Result<std::vector<Reply>> r = c->EvalMany(add, calls);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->back().integer, 5050);
+  EXPECT_EQ(c->Command({"SCRIPT", "FLUSH"})->str, "OK");
+  r = c->EvalMany(add, {{{"sum"}, {"1"}}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->front().integer, 5051) << "reloaded after NOSCRIPT, and run once";
+}
+
 TEST(RedisAuthTest, PasswordsAndAclUsersAreChecked) {
   if (!RedisServer::Available()) GTEST_SKIP() << "redis-server is not installed";
   std::string error;

@@ -176,4 +176,33 @@ Result<Reply> Connection::Eval(Script& script, const std::vector<std::string>& k
   return Status::Internal("script " + script.name + " could not be loaded");
 }
 
+Result<std::vector<Reply>> Connection::EvalMany(
+    Script& script,
+    const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls) {
+  for (int round = 0; round < 2; ++round) {
+    if (script.sha.empty()) {
+      RETRACED_ASSIGN_OR_RETURN(Reply loaded, Command({"SCRIPT", "LOAD", script.text}));
+      if (loaded.IsError())
+        return Status::Internal("loading script " + script.name + ": " + loaded.str);
+      script.sha = loaded.str;
+    }
+    std::vector<std::vector<std::string>> commands;
+    commands.reserve(calls.size());
+    for (const auto& [keys, args] : calls) {
+      std::vector<std::string> cmd = {"EVALSHA", script.sha, std::to_string(keys.size())};
+      cmd.insert(cmd.end(), keys.begin(), keys.end());
+      cmd.insert(cmd.end(), args.begin(), args.end());
+      commands.push_back(std::move(cmd));
+    }
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> replies, Pipeline(commands));
+    bool unknown = false;
+    for (const Reply& r : replies)
+      unknown = unknown || (r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0);
+    if (!unknown) return replies;
+    // Nothing ran: NOSCRIPT means the server does not have the script at all.
+    script.sha.clear();
+  }
+  return Status::Internal("script " + script.name + " could not be loaded");
+}
+
 }  // namespace retraced::redis

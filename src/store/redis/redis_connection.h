@@ -66,6 +66,12 @@ class Connection {
   Result<Reply> Eval(Script& script, const std::vector<std::string>& keys,
                      const std::vector<std::string>& args);
 
+  // Many calls of one script in one round trip. The replies are in order; a
+  // script that the server does not know is loaded and the calls sent again.
+  Result<std::vector<Reply>> EvalMany(
+      Script& script,
+      const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls);
+
   const RedisAddress& address() const { return address_; }
 
  private:

@@ -437,23 +437,38 @@ Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> ite
   for (const Completion& c : items) ids.push_back(c.lease.job_id);
   RETRACED_ASSIGN_OR_RETURN(auto queues, QueuesOf(ids));
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
-  std::vector<Status> results;
-  for (const Completion& c : items) {
+  // One round trip for the whole batch: every job's end_attempt, pipelined.
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  std::vector<size_t> call_of(items.size(), SIZE_MAX);
+  const std::string success = DumpJson(ToJson(SuccessDecision()));
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Completion& c = items[i];
     auto q = queues.find(c.lease.job_id);
-    if (q == queues.end()) {
+    if (q == queues.end()) continue;
+    QueueKeys k(q->second);
+    std::string end = "[\"x\"," + std::to_string(c.lease.token) + "," + MsText(now) +
+                      ",\"succeeded\",null," + success + "]";
+    call_of[i] = calls.size();
+    calls.push_back(
+        {{k.prefix(), k.Counters(), k.Unique(), k.Active(), k.Ready(), k.RetryWait(),
+          k.State(JobState::kCompleted), k.State(JobState::kDead)},
+         {MsText(now), c.lease.job_id, std::to_string(c.lease.token), c.worker, "completion", "1",
+          "succeeded", "completed", "", "", "", "0", end, "", "completed", "", "", ""}});
+  }
+  std::vector<Reply> replies;
+  if (!calls.empty()) {
+    RETRACED_ASSIGN_OR_RETURN(replies,
+                              conn_->EvalMany(scripts_.find("end_attempt.lua")->second, calls));
+  }
+  std::vector<Status> results;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Completion& c = items[i];
+    if (call_of[i] == SIZE_MAX) {
       results.push_back(Status::NotFound("no job " + c.lease.job_id));
       continue;
     }
-    QueueKeys k(q->second);
-    Json end =
-        Json::array({"x", c.lease.token, Ms(now), "succeeded", nullptr, ToJson(SuccessDecision())});
-    RETRACED_ASSIGN_OR_RETURN(
-        Reply r, Run("end_attempt.lua",
-                     {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.Ready(), k.RetryWait(),
-                      k.State(JobState::kCompleted), k.State(JobState::kDead)},
-                     {MsText(now), c.lease.job_id, std::to_string(c.lease.token), c.worker,
-                      "completion", "1", "succeeded", "completed", "", "", "", "0", DumpJson(end),
-                      "", "completed", "", "", ""}));
+    const Reply& r = replies[call_of[i]];
+    if (r.IsError()) return Status::Internal("script end_attempt.lua: " + r.str);
     int64_t status = r.elements[0].integer;
     if (status == 1) {
       results.push_back(Status::Ok());
@@ -492,20 +507,39 @@ Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases,
   std::vector<std::string> ids;
   for (const Lease& l : leases) ids.push_back(l.job_id);
   RETRACED_ASSIGN_OR_RETURN(auto queues, QueuesOf(ids));
-  std::vector<Status> results;
-  for (const Lease& l : leases) {
-    Status refused = Status::Conflict("job " + l.job_id + ": lease token " +
-                                      std::to_string(l.token) + " is no longer the job's");
-    auto q = queues.find(l.job_id);
-    if (q == queues.end()) {
-      results.push_back(refused);
-      continue;
+  // One heartbeat.lua call per queue, all in one round trip.
+  std::map<std::string, std::vector<size_t>> by_queue;
+  for (size_t i = 0; i < leases.size(); ++i) {
+    auto q = queues.find(leases[i].job_id);
+    if (q != queues.end()) by_queue[q->second].push_back(i);
+  }
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  for (const auto& [queue, indexes] : by_queue) {
+    QueueKeys k(queue);
+    std::vector<std::string> args = {NowArg(), std::to_string(lease.count())};
+    for (size_t i : indexes) {
+      args.push_back(leases[i].job_id);
+      args.push_back(std::to_string(leases[i].token));
     }
-    QueueKeys k(q->second);
-    RETRACED_ASSIGN_OR_RETURN(
-        Reply r, Run("heartbeat.lua", {k.prefix(), k.Active()},
-                     {NowArg(), std::to_string(lease.count()), l.job_id, std::to_string(l.token)}));
-    results.push_back(r.elements[0].integer == 1 ? Status::Ok() : refused);
+    calls.push_back({{k.prefix(), k.Active()}, std::move(args)});
+  }
+  std::vector<bool> extended(leases.size(), false);
+  if (!calls.empty()) {
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                              conn_->EvalMany(scripts_.find("heartbeat.lua")->second, calls));
+    size_t c = 0;
+    for (const auto& [queue, indexes] : by_queue) {
+      const Reply& r = replies[c++];
+      if (r.IsError()) return Status::Internal("script heartbeat.lua: " + r.str);
+      for (size_t n = 0; n < indexes.size(); ++n) extended[indexes[n]] = r.elements[n].integer == 1;
+    }
+  }
+  std::vector<Status> results;
+  for (size_t i = 0; i < leases.size(); ++i) {
+    results.push_back(extended[i] ? Status::Ok()
+                                  : Status::Conflict("job " + leases[i].job_id + ": lease token " +
+                                                     std::to_string(leases[i].token) +
+                                                     " is no longer the job's"));
   }
   return results;
 }
