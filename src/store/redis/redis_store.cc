@@ -1,6 +1,7 @@
 // The Redis store: opening, time, reading jobs, and the job lifecycle.
 #include "store/redis/redis_store.h"
 
+#include <charconv>
 #include <random>
 
 #include "retraced/decide.h"
@@ -15,11 +16,24 @@ constexpr int kMaxBatch = 1000;
 int64_t Ms(TimePoint t) { return ToUnixMillis(t); }
 std::string MsText(TimePoint t) { return std::to_string(ToUnixMillis(t)); }
 
+// Numbers read back from Redis; a malformed one reads as `fallback` rather than throwing.
+int64_t ToInt(std::string_view text, int64_t fallback = 0) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  return ec == std::errc() && p == text.data() + text.size() ? v : fallback;
+}
+
 int64_t IntField(const std::map<std::string, std::string>& f, const std::string& key,
                  int64_t fallback = 0) {
   auto it = f.find(key);
   if (it == f.end() || it->second.empty()) return fallback;
-  return std::stoll(it->second);
+  return ToInt(it->second, fallback);
+}
+
+// A field's text, empty when absent.
+std::string Get(const std::map<std::string, std::string>& f, const std::string& key) {
+  auto it = f.find(key);
+  return it == f.end() ? std::string() : it->second;
 }
 
 std::optional<std::string> OptField(const std::map<std::string, std::string>& f,
@@ -67,8 +81,7 @@ Result<TimePoint> RedisStore::NowLocked() {
   if (options_.clock) return options_.clock->Now();
   RETRACED_ASSIGN_OR_RETURN(Reply t, conn_->Command({"TIME"}));
   if (t.elements.size() != 2) return Status::Internal("TIME: unexpected reply");
-  return FromUnixMillis(std::stoll(t.elements[0].str) * 1000 +
-                        std::stoll(t.elements[1].str) / 1000);
+  return FromUnixMillis(ToInt(t.elements[0].str) * 1000 + ToInt(t.elements[1].str) / 1000);
 }
 
 TimePoint RedisStore::Now() {
@@ -127,14 +140,19 @@ Result<std::optional<RedisStore::Fields>> RedisStore::LoadFields(const QueueKeys
 }
 
 Result<JobSummary> RedisStore::ToSummary(const std::string& queue, const Fields& f) {
+  for (const char* required : {"id", "type", "state", "payload", "policy"}) {
+    if (!f.count(required)) {
+      return Status::Internal("a job hash of queue " + queue + " has no field '" + required + "'");
+    }
+  }
   JobSummary s;
   Job& j = s.job;
-  j.id = f.at("id");
+  j.id = Get(f, "id");
   j.queue = queue;
-  j.type = f.at("type");
-  RETRACED_ASSIGN_OR_RETURN(j.state, ParseJobState(f.at("state")));
-  j.payload = f.at("payload");
-  RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(f.at("policy")));
+  j.type = Get(f, "type");
+  RETRACED_ASSIGN_OR_RETURN(j.state, ParseJobState(Get(f, "state")));
+  j.payload = Get(f, "payload");
+  RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(Get(f, "policy")));
   j.priority = static_cast<int>(IntField(f, "prio"));
   j.attempt_count = static_cast<int>(IntField(f, "n"));
   j.created_at = FromUnixMillis(IntField(f, "created"));
@@ -145,16 +163,16 @@ Result<JobSummary> RedisStore::ToSummary(const std::string& queue, const Fields&
   if (f.count("deadline")) j.deadline_at = FromUnixMillis(IntField(f, "deadline"));
   if (f.count("err_class")) {
     Error e;
-    RETRACED_ASSIGN_OR_RETURN(e.error_class, ParseErrorClass(f.at("err_class")));
-    e.code = f.at("err_code");
-    e.message = f.at("err_msg");
+    RETRACED_ASSIGN_OR_RETURN(e.error_class, ParseErrorClass(Get(f, "err_class")));
+    e.code = Get(f, "err_code");
+    e.message = Get(f, "err_msg");
     s.last_error = std::move(e);
   }
   if (f.count("dead_reason")) {
     DeadInfo d;
-    RETRACED_ASSIGN_OR_RETURN(d.reason, ParseDeadReason(f.at("dead_reason")));
+    RETRACED_ASSIGN_OR_RETURN(d.reason, ParseDeadReason(Get(f, "dead_reason")));
     d.at = FromUnixMillis(IntField(f, "dead_at"));
-    Result<Json> ev = ParseJson(f.count("dead_evidence") ? f.at("dead_evidence") : "[]");
+    Result<Json> ev = ParseJson(f.count("dead_evidence") ? Get(f, "dead_evidence") : "[]");
     if (ev.ok() && ev->is_array()) {
       for (const Json& line : *ev) {
         if (line.is_string()) d.evidence.push_back(line.get<std::string>());
@@ -164,10 +182,10 @@ Result<JobSummary> RedisStore::ToSummary(const std::string& queue, const Fields&
   }
   if (f.count("rep_by")) {
     Replay r;
-    r.by = f.at("rep_by");
-    r.note = f.count("rep_note") ? f.at("rep_note") : "";
+    r.by = Get(f, "rep_by");
+    r.note = f.count("rep_note") ? Get(f, "rep_note") : "";
     r.at = FromUnixMillis(IntField(f, "rep_at"));
-    RETRACED_RETURN_IF_ERROR(ParseReplayMode(f.at("rep_mode"), r));
+    RETRACED_RETURN_IF_ERROR(ParseReplayMode(Get(f, "rep_mode"), r));
     j.replay = std::move(r);
   }
   return s;
@@ -317,14 +335,14 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
     j.type = e[1].str;
     j.payload = e[2].str;
     RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(e[3].str));
-    j.priority = std::stoi(Str(e[4]));
+    j.priority = static_cast<int>(ToInt(Str(e[4])));
     j.attempt_count = static_cast<int>(e[5].integer);
     j.state = JobState::kActive;
-    j.created_at = FromUnixMillis(std::stoll(Str(e[6])));
-    j.run_at = FromUnixMillis(std::stoll(Str(e[7])));
+    j.created_at = FromUnixMillis(ToInt(Str(e[6])));
+    j.run_at = FromUnixMillis(ToInt(Str(e[7])));
     if (!e[8].IsNil()) j.unique_key = e[8].str;
-    if (!e[9].IsNil()) j.timeout = Millis(std::stoll(Str(e[9])));
-    if (!e[10].IsNil()) j.deadline_at = FromUnixMillis(std::stoll(Str(e[10])));
+    if (!e[9].IsNil()) j.timeout = Millis(ToInt(Str(e[9])));
+    if (!e[10].IsNil()) j.deadline_at = FromUnixMillis(ToInt(Str(e[10])));
     c.attempt.n = j.attempt_count;
     RETRACED_ASSIGN_OR_RETURN(c.attempt.trigger, ParseTrigger(e[11].str));
     c.attempt.worker = req.worker;
@@ -352,7 +370,7 @@ Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
                                    k.RetryWait(),
                                    k.State(JobState::kCompleted),
                                    k.State(JobState::kDead)};
-  const bool current = f && f->at("state") == "active" && IntField(*f, "n") == token;
+  const bool current = f && Get(*f, "state") == "active" && IntField(*f, "n") == token;
   std::vector<std::string> args(18);
   args[0] = MsText(now);
   args[1] = id;
@@ -362,7 +380,7 @@ Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
   args[5] = record_refusal ? "1" : "0";
   std::optional<Ended> ended;
   if (current) {
-    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(f->at("policy")));
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(Get(*f, "policy")));
     RetryContext ctx;
     ctx.job_id = id;
     ctx.attempt = static_cast<int>(token);
@@ -557,7 +575,7 @@ Result<std::vector<Status>> RedisStore::Release(std::span<const Lease> leases,
     }
     QueueKeys k(*queue);
     RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, l.job_id));
-    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(f ? f->at("policy") : "none"));
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(f ? Get(*f, "policy") : "none"));
     HandlerFailure stopped{
         ErrorClass::kTemporary, std::string(kCodeWorkerStopped),
         "worker " + std::string(worker) + " stopped before the attempt finished and released it",
@@ -588,9 +606,9 @@ Result<std::vector<RecoveredJob>> RedisStore::RecoverExpired(int max) {
                         "0", std::to_string(max - out.size())}));
     for (const Reply& e : expired.elements) {
       RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, e.str));
-      if (!f || f->at("state") != "active") continue;
-      RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(f->at("policy")));
-      std::string worker = f->count("worker") ? f->at("worker") : "";
+      if (!f || Get(*f, "state") != "active") continue;
+      RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(Get(*f, "policy")));
+      std::string worker = f->count("worker") ? Get(*f, "worker") : "";
       HandlerFailure lost{ErrorClass::kTemporary, std::string(kCodeLeaseExpired),
                           "the lease of worker " + worker + " expired at " +
                               FormatTime(FromUnixMillis(IntField(*f, "lease"))),

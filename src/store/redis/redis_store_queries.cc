@@ -67,7 +67,10 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
                               conn_->Command({"ZREVRANGEBYSCORE", QueueKeys(q).All(),
                                               "(" + std::to_string(before), "-inf", "WITHSCORES"}));
     for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
-      candidates.emplace_back(std::stoll(r.elements[i + 1].str), q, r.elements[i].str);
+      int64_t seq = 0;
+      std::from_chars(r.elements[i + 1].str.data(),
+                      r.elements[i + 1].str.data() + r.elements[i + 1].str.size(), seq);
+      candidates.emplace_back(seq, q, r.elements[i].str);
     }
   }
   std::sort(candidates.begin(), candidates.end(),
@@ -111,7 +114,7 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
       std::optional<ErrorClass> cls =
           s.last_error ? std::optional(s.last_error->error_class) : std::nullopt;
       std::string code = s.last_error ? s.last_error->code : "";
-      std::string sig = f->count("err_sig") ? f->at("err_sig") : "";
+      std::string sig = f->count("err_sig") ? f->find("err_sig")->second : "";
       size_t i = 0;
       while (i < groups.size() && !(groups[i].queue == q && groups[i].error_class == cls &&
                                     groups[i].code == code && groups[i].signature == sig)) {
@@ -127,7 +130,9 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
       ++g.reasons[s.job.dead->reason];
       g.first_dead_at = std::min(g.first_dead_at, s.job.dead->at);
       g.last_dead_at = std::max(g.last_dead_at, s.job.dead->at);
-      int64_t seq = std::stoll(f->at("seq"));
+      int64_t seq = 0;
+      const std::string seq_text = f->count("seq") ? f->find("seq")->second : "0";
+      std::from_chars(seq_text.data(), seq_text.data() + seq_text.size(), seq);
       if (seq > newest[i]) {
         newest[i] = seq;
         g.sample_job_id = s.job.id;
@@ -160,12 +165,12 @@ Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
       if (!q) return Status::NotFound("no job " + id);
       RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(QueueKeys(*q), id));
       if (!f) return Status::NotFound("no job " + id);
-      const std::string& state = f->at("state");
+      const std::string state = f->count("state") ? f->find("state")->second : "";
       if (state != "dead" && state != "cancelled") {
         return Status::FailedPrecondition("job " + id + " is " + state +
                                           "; only dead or cancelled jobs can be replayed");
       }
-      targets.emplace_back(*q, id, f->at("policy"));
+      targets.emplace_back(*q, id, f->count("policy") ? f->find("policy")->second : "none");
     }
   } else {
     std::vector<std::string> queues;
@@ -183,7 +188,7 @@ Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
         RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> fields, LoadFields(k, id.str));
         if (!fields) continue;
         RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(q, *fields));
-        if (Matches(f, s, false)) targets.emplace_back(q, id.str, fields->at("policy"));
+        if (Matches(f, s, false)) targets.emplace_back(q, id.str, fields->find("policy")->second);
       }
     }
   }
@@ -224,7 +229,8 @@ Status RedisStore::Cancel(std::string_view id, std::string_view by, std::string_
   Decision cancelled;
   cancelled.action = Action::kDead;
   cancelled.dead_reason = DeadReason::kCancelled;
-  cancelled.reason = line + " while attempt " + (f ? f->at("n") : "?") + " was running";
+  cancelled.reason =
+      line + " while attempt " + (f && f->count("n") ? f->find("n")->second : "?") + " was running";
   Json end = Json::array({"x", 0, ToUnixMillis(now), nullptr, nullptr, ToJson(cancelled)});
   RETRACED_ASSIGN_OR_RETURN(
       Reply r, Run("cancel.lua",
@@ -276,8 +282,10 @@ Result<PurgeResult> RedisStore::Purge(const PurgeRequest& req) {
     RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> q, QueueOf(id));
     if (!q) return Status::NotFound("no job " + id);
     RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(QueueKeys(*q), id));
-    if (f && !IsTerminal(*ParseJobState(f->at("state")))) {
-      return Status::FailedPrecondition("job " + id + " is " + f->at("state") +
+    const std::string state = f && f->count("state") ? f->find("state")->second : "";
+    Result<JobState> parsed = ParseJobState(state);
+    if (parsed.ok() && !IsTerminal(*parsed)) {
+      return Status::FailedPrecondition("job " + id + " is " + state +
                                         "; live jobs are never purged");
     }
   }
@@ -377,7 +385,10 @@ Result<std::vector<QueueStats>> RedisStore::Stats(std::optional<std::string_view
     }
     const Reply& c = r.back();
     for (size_t i = 0; i + 1 < c.elements.size(); i += 2) {
-      qs.counters[c.elements[i].str] = std::stoll(c.elements[i + 1].str);
+      int64_t v = 0;
+      std::from_chars(c.elements[i + 1].str.data(),
+                      c.elements[i + 1].str.data() + c.elements[i + 1].str.size(), v);
+      qs.counters[c.elements[i].str] = v;
     }
     if (qs.states.empty() && qs.counters.empty()) continue;
     out.push_back(std::move(qs));
@@ -394,7 +405,10 @@ Result<std::optional<TimePoint>> RedisStore::NextDueAt(std::string_view queue) {
   std::optional<TimePoint> due;
   for (const Reply& one : r) {
     if (one.elements.size() < 2) continue;
-    TimePoint t = FromUnixMillis(std::stoll(one.elements[1].str));
+    int64_t ms = 0;
+    std::from_chars(one.elements[1].str.data(),
+                    one.elements[1].str.data() + one.elements[1].str.size(), ms);
+    TimePoint t = FromUnixMillis(ms);
     if (!due || t < *due) due = t;
   }
   return due;
