@@ -7,11 +7,10 @@
 #include "retraced/decide.h"
 #include "retraced/json.h"
 #include "store/embedded.h"
+#include "store/store_checks.h"
 
 namespace retraced::redis {
 namespace {
-
-constexpr int kMaxBatch = 1000;
 
 int64_t Ms(TimePoint t) { return ToUnixMillis(t); }
 std::string MsText(TimePoint t) { return std::to_string(ToUnixMillis(t)); }
@@ -47,12 +46,6 @@ Result<RetryPolicy> StoredPolicy(std::string_view text) {
   ParseOptions lenient;
   lenient.allow_unregistered = true;
   return ParsePolicy(text, lenient);
-}
-
-Status CheckActor(std::string_view what, std::string_view actor) {
-  if (actor.empty()) return Status::InvalidArgument(std::string(what) + " is empty");
-  if (actor.size() > 256) return Status::InvalidArgument(std::string(what) + " is over 256 bytes");
-  return Status::Ok();
 }
 
 std::string Str(const Reply& r) {
@@ -234,30 +227,15 @@ Result<Job> RedisStore::LoadJob(const std::string& queue, std::string_view id) {
 
 Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> jobs,
                                                        std::string_view actor) {
-  RETRACED_RETURN_IF_ERROR(CheckActor("enqueue actor", actor));
+  RETRACED_RETURN_IF_ERROR(internal::CheckActor("enqueue actor", actor));
   std::lock_guard lock(mu_);
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
-  std::vector<Job> built;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    const NewJob& n = jobs[i];
-    Job j;
-    j.id = n.id ? *n.id : ids_.Next();
-    j.queue = n.queue;
-    j.type = n.type;
-    j.payload = n.payload;
-    j.policy = n.policy ? *n.policy : DefaultPolicy();
-    j.created_at = now;
-    j.run_at = n.run_at && *n.run_at > now ? *n.run_at : now;
-    j.unique_key = n.unique_key;
-    j.timeout = n.timeout;
-    j.deadline_at = n.deadline_at;
-    j.priority = n.priority;
-    Status s = ValidateNewJob(j);
-    if (s.ok() && (j.priority < -127 || j.priority > 127)) {
-      s = Status::InvalidArgument("priority must be from -127 to 127 in a Redis store");
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Job> built, internal::BuildNewJobs(jobs, now, ids_));
+  for (size_t i = 0; i < built.size(); ++i) {
+    if (built[i].priority < -127 || built[i].priority > 127) {
+      Status s = Status::InvalidArgument("priority must be from -127 to 127 in a Redis store");
+      return built.size() == 1 ? s : s.WithContext("job " + std::to_string(i));
     }
-    if (!s.ok()) return jobs.size() == 1 ? s : s.WithContext("job " + std::to_string(i));
-    built.push_back(std::move(j));
   }
   std::vector<EnqueueResult> results(built.size());
   // Ids are unique across queues: look the given ones up first.
@@ -310,13 +288,7 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
 }
 
 Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
-  RETRACED_RETURN_IF_ERROR(ValidateName("queue", req.queue));
-  RETRACED_RETURN_IF_ERROR(CheckActor("worker id", req.worker));
-  if (req.max < 1 || req.max > kMaxBatch) {
-    return Status::InvalidArgument("claim size must be from 1 to 1000, got " +
-                                   std::to_string(req.max));
-  }
-  if (req.lease.count() <= 0) return Status::InvalidArgument("lease must be positive");
+  RETRACED_RETURN_IF_ERROR(internal::CheckClaim(req));
   std::lock_guard lock(mu_);
   QueueKeys k(req.queue);
   RETRACED_ASSIGN_OR_RETURN(
@@ -520,7 +492,7 @@ Result<FailResult> RedisStore::Fail(const FailRequest& req) {
 }
 
 Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases, Millis lease) {
-  if (lease.count() <= 0) return Status::InvalidArgument("lease must be positive");
+  RETRACED_RETURN_IF_ERROR(internal::CheckLeaseLength(lease));
   std::lock_guard lock(mu_);
   std::vector<std::string> ids;
   for (const Lease& l : leases) ids.push_back(l.job_id);
@@ -564,7 +536,7 @@ Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases,
 
 Result<std::vector<Status>> RedisStore::Release(std::span<const Lease> leases,
                                                 std::string_view worker) {
-  RETRACED_RETURN_IF_ERROR(CheckActor("worker id", worker));
+  RETRACED_RETURN_IF_ERROR(internal::CheckActor("worker id", worker));
   std::lock_guard lock(mu_);
   std::vector<Status> results;
   for (const Lease& l : leases) {
@@ -591,8 +563,7 @@ Result<std::vector<Status>> RedisStore::Release(std::span<const Lease> leases,
 }
 
 Result<std::vector<RecoveredJob>> RedisStore::RecoverExpired(int max) {
-  if (max < 1 || max > kMaxBatch)
-    return Status::InvalidArgument("recovery size must be from 1 to 1000");
+  RETRACED_RETURN_IF_ERROR(internal::CheckRecoverySize(max));
   std::lock_guard lock(mu_);
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, Queues());

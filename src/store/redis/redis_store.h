@@ -61,6 +61,8 @@ class RedisStore final : public Store {
   Result<std::optional<std::string>> QueueOf(std::string_view id);
   Result<std::map<std::string, std::string>> QueuesOf(const std::vector<std::string>& ids);
   Result<std::vector<std::string>> Queues();
+  // Just `queue` when given, else every queue there is.
+  Result<std::vector<std::string>> QueuesOrAll(const std::optional<std::string>& queue);
   Result<std::optional<Fields>> LoadFields(const QueueKeys& k, std::string_view id);
   Result<JobSummary> ToSummary(const std::string& queue, const Fields& f);
   Result<Job> LoadJob(const std::string& queue, std::string_view id);

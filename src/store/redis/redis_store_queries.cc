@@ -5,6 +5,7 @@
 #include "retraced/decide.h"
 #include "retraced/json.h"
 #include "store/redis/redis_store.h"
+#include "store/store_checks.h"
 
 namespace retraced::redis {
 namespace {
@@ -12,12 +13,6 @@ namespace {
 constexpr JobState kAllStates[] = {JobState::kScheduled, JobState::kReady,     JobState::kActive,
                                    JobState::kRetryWait, JobState::kCompleted, JobState::kDead,
                                    JobState::kCancelled};
-
-Status CheckOperator(std::string_view by) {
-  if (by.empty()) return Status::InvalidArgument("the operator's name (--by) is required");
-  if (by.size() > 256) return Status::InvalidArgument("the operator's name is over 256 bytes");
-  return Status::Ok();
-}
 
 bool Matches(const JobFilter& f, const JobSummary& s, bool with_state) {
   const Job& j = s.job;
@@ -32,6 +27,11 @@ bool Matches(const JobFilter& f, const JobSummary& s, bool with_state) {
 }
 
 }  // namespace
+
+Result<std::vector<std::string>> RedisStore::QueuesOrAll(const std::optional<std::string>& queue) {
+  if (queue) return std::vector<std::string>{*queue};
+  return Queues();
+}
 
 Result<Job> RedisStore::GetJob(std::string_view id) {
   std::lock_guard lock(mu_);
@@ -54,12 +54,7 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
     }
   }
   std::lock_guard lock(mu_);
-  std::vector<std::string> queues;
-  if (filter.queue) {
-    queues = {*filter.queue};
-  } else {
-    RETRACED_ASSIGN_OR_RETURN(queues, Queues());
-  }
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, QueuesOrAll(filter.queue));
   // (seq, queue, id), newest first, across queues.
   std::vector<std::tuple<int64_t, std::string, std::string>> candidates;
   for (const std::string& q : queues) {
@@ -94,12 +89,7 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
 
 Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
   std::lock_guard lock(mu_);
-  std::vector<std::string> queues;
-  if (filter.queue) {
-    queues = {*filter.queue};
-  } else {
-    RETRACED_ASSIGN_OR_RETURN(queues, Queues());
-  }
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, QueuesOrAll(filter.queue));
   std::vector<DeadGroup> groups;
   std::vector<int64_t> newest;
   for (const std::string& q : queues) {
@@ -147,14 +137,10 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
 }
 
 Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
-  RETRACED_RETURN_IF_ERROR(CheckOperator(req.by));
+  RETRACED_RETURN_IF_ERROR(internal::CheckReplay(req));
   Replay mode;
   mode.mode = req.mode;
   mode.more = req.more;
-  if (req.mode == Replay::Mode::kMore && (req.more < 1 || req.more > kMaxPolicyRetries)) {
-    return Status::InvalidArgument("more=N needs N from 1 to 10000, got " +
-                                   std::to_string(req.more));
-  }
   std::lock_guard lock(mu_);
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
   // Which jobs, checked before anything changes: (queue, id, policy).
@@ -173,12 +159,7 @@ Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
       targets.emplace_back(*q, id, f->count("policy") ? f->find("policy")->second : "none");
     }
   } else {
-    std::vector<std::string> queues;
-    if (req.filter.queue) {
-      queues = {*req.filter.queue};
-    } else {
-      RETRACED_ASSIGN_OR_RETURN(queues, Queues());
-    }
+    RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, QueuesOrAll(req.filter.queue));
     JobFilter f = req.filter;
     for (const std::string& q : queues) {
       QueueKeys k(q);
@@ -217,7 +198,7 @@ Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
 }
 
 Status RedisStore::Cancel(std::string_view id, std::string_view by, std::string_view note) {
-  RETRACED_RETURN_IF_ERROR(CheckOperator(by));
+  RETRACED_RETURN_IF_ERROR(internal::CheckOperator(by));
   std::lock_guard lock(mu_);
   RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(id));
   if (!queue) return Status::NotFound("no job " + std::string(id));
@@ -268,14 +249,7 @@ Result<int64_t> RedisStore::Remove(const std::string& queue, const std::vector<s
 }
 
 Result<PurgeResult> RedisStore::Purge(const PurgeRequest& req) {
-  RETRACED_RETURN_IF_ERROR(CheckOperator(req.by));
-  if (req.state && !IsTerminal(*req.state)) {
-    return Status::InvalidArgument("only completed, dead or cancelled jobs can be purged, not " +
-                                   std::string(Name(*req.state)));
-  }
-  if (req.older_than && req.older_than->count() < 0) {
-    return Status::InvalidArgument("--older-than must not be negative");
-  }
+  RETRACED_RETURN_IF_ERROR(internal::CheckPurge(req));
   std::lock_guard lock(mu_);
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
   for (const std::string& id : req.ids) {
@@ -289,12 +263,7 @@ Result<PurgeResult> RedisStore::Purge(const PurgeRequest& req) {
                                         "; live jobs are never purged");
     }
   }
-  std::vector<std::string> queues;
-  if (req.queue) {
-    queues = {*req.queue};
-  } else {
-    RETRACED_ASSIGN_OR_RETURN(queues, Queues());
-  }
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, QueuesOrAll(req.queue));
   std::vector<JobState> states;
   if (req.state) {
     states = {*req.state};
@@ -365,12 +334,8 @@ Result<int64_t> RedisStore::ApplyRetention() {
 
 Result<std::vector<QueueStats>> RedisStore::Stats(std::optional<std::string_view> queue) {
   std::lock_guard lock(mu_);
-  std::vector<std::string> queues;
-  if (queue) {
-    queues = {std::string(*queue)};
-  } else {
-    RETRACED_ASSIGN_OR_RETURN(queues, Queues());
-  }
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues,
+                            QueuesOrAll(queue ? std::optional<std::string>(*queue) : std::nullopt));
   std::vector<QueueStats> out;
   for (const std::string& q : queues) {
     QueueKeys k(q);

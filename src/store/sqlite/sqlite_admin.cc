@@ -5,15 +5,10 @@
 #include "retraced/json.h"
 #include "store/sqlite/sqlite_rows.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/store_checks.h"
 
 namespace retraced::sqlite {
 namespace {
-
-Status CheckOperator(std::string_view by) {
-  if (by.empty()) return Status::InvalidArgument("the operator's name (--by) is required");
-  if (by.size() > 256) return Status::InvalidArgument("the operator's name is over 256 bytes");
-  return Status::Ok();
-}
 
 bool IsLive(std::string_view state) {
   return state == "scheduled" || state == "ready" || state == "active" || state == "retry_wait";
@@ -22,16 +17,12 @@ bool IsLive(std::string_view state) {
 }  // namespace
 
 Result<ReplayResult> SqliteStore::ReplayJobs(const ReplayRequest& req) {
-  RETRACED_RETURN_IF_ERROR(CheckOperator(req.by));
+  RETRACED_RETURN_IF_ERROR(internal::CheckReplay(req));
   Replay replay;
   replay.by = req.by;
   replay.note = req.note;
   replay.mode = req.mode;
   replay.more = req.more;
-  if (req.mode == Replay::Mode::kMore && (req.more < 1 || req.more > kMaxPolicyRetries)) {
-    return Status::InvalidArgument("more=N needs N from 1 to 10000, got " +
-                                   std::to_string(req.more));
-  }
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   replay.at = now;
@@ -138,7 +129,7 @@ Result<ReplayResult> SqliteStore::ReplayJobs(const ReplayRequest& req) {
 }
 
 Status SqliteStore::Cancel(std::string_view id, std::string_view by, std::string_view note) {
-  RETRACED_RETURN_IF_ERROR(CheckOperator(by));
+  RETRACED_RETURN_IF_ERROR(internal::CheckOperator(by));
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   Txn txn(*db_);
@@ -181,14 +172,7 @@ Status SqliteStore::Cancel(std::string_view id, std::string_view by, std::string
 }
 
 Result<PurgeResult> SqliteStore::Purge(const PurgeRequest& req) {
-  RETRACED_RETURN_IF_ERROR(CheckOperator(req.by));
-  if (req.state && !IsTerminal(*req.state)) {
-    return Status::InvalidArgument("only completed, dead or cancelled jobs can be purged, not " +
-                                   std::string(Name(*req.state)));
-  }
-  if (req.older_than && req.older_than->count() < 0) {
-    return Status::InvalidArgument("--older-than must not be negative");
-  }
+  RETRACED_RETURN_IF_ERROR(internal::CheckPurge(req));
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   Txn txn(*db_);

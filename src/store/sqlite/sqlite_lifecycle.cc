@@ -2,19 +2,11 @@
 #include "retraced/decide.h"
 #include "store/sqlite/sqlite_rows.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/store_checks.h"
 
 namespace retraced::sqlite {
-namespace {
 
-constexpr int kMaxBatch = 1000;
-
-Status CheckActor(std::string_view what, std::string_view actor) {
-  if (actor.empty()) return Status::InvalidArgument(std::string(what) + " is empty");
-  if (actor.size() > 256) return Status::InvalidArgument(std::string(what) + " is over 256 bytes");
-  return Status::Ok();
-}
-
-}  // namespace
+using internal::CheckActor;
 
 Result<std::vector<EnqueueResult>> SqliteStore::Enqueue(std::span<const NewJob> jobs,
                                                         std::string_view actor) {
@@ -22,28 +14,9 @@ Result<std::vector<EnqueueResult>> SqliteStore::Enqueue(std::span<const NewJob> 
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   // Build and check every job before touching the file: all or none.
-  std::vector<Job> built;
-  built.reserve(jobs.size());
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    const NewJob& n = jobs[i];
-    Job j;
-    j.id = n.id ? *n.id : ids_.Next();
-    j.queue = n.queue;
-    j.type = n.type;
-    j.payload = n.payload;
-    j.policy = n.policy ? *n.policy : DefaultPolicy();
-    j.created_at = now;
-    j.run_at = n.run_at && *n.run_at > now ? *n.run_at : now;
-    j.state = j.run_at > now ? JobState::kScheduled : JobState::kReady;
-    j.unique_key = n.unique_key;
-    j.timeout = n.timeout;
-    j.deadline_at = n.deadline_at ? n.deadline_at : DeadlineAt(j.policy, now);
-    j.priority = n.priority;
-    Status s = ValidateNewJob(j);
-    if (!s.ok()) {
-      return jobs.size() == 1 ? s : s.WithContext("job " + std::to_string(i));
-    }
-    built.push_back(std::move(j));
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Job> built, internal::BuildNewJobs(jobs, now, ids_));
+  for (Job& j : built) {
+    if (!j.deadline_at) j.deadline_at = DeadlineAt(j.policy, now);
   }
 
   Txn txn(*db_);
@@ -97,13 +70,7 @@ Result<std::vector<EnqueueResult>> SqliteStore::Enqueue(std::span<const NewJob> 
 }
 
 Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
-  RETRACED_RETURN_IF_ERROR(ValidateName("queue", req.queue));
-  RETRACED_RETURN_IF_ERROR(CheckActor("worker id", req.worker));
-  if (req.max < 1 || req.max > kMaxBatch) {
-    return Status::InvalidArgument("claim size must be from 1 to 1000, got " +
-                                   std::to_string(req.max));
-  }
-  if (req.lease.count() <= 0) return Status::InvalidArgument("lease must be positive");
+  RETRACED_RETURN_IF_ERROR(internal::CheckClaim(req));
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   Txn txn(*db_);
@@ -268,7 +235,7 @@ Result<FailResult> SqliteStore::Fail(const FailRequest& req) {
 }
 
 Result<std::vector<Status>> SqliteStore::Heartbeat(std::span<const Lease> leases, Millis lease) {
-  if (lease.count() <= 0) return Status::InvalidArgument("lease must be positive");
+  RETRACED_RETURN_IF_ERROR(internal::CheckLeaseLength(lease));
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   Txn txn(*db_);
@@ -312,9 +279,7 @@ Result<std::vector<Status>> SqliteStore::Release(std::span<const Lease> leases,
 }
 
 Result<std::vector<RecoveredJob>> SqliteStore::RecoverExpired(int max) {
-  if (max < 1 || max > kMaxBatch) {
-    return Status::InvalidArgument("recovery size must be from 1 to 1000");
-  }
+  RETRACED_RETURN_IF_ERROR(internal::CheckRecoverySize(max));
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   Txn txn(*db_);
