@@ -12,6 +12,7 @@
 
 #include "retraced/json.h"
 #include "retraced/store.h"
+#include "support/redis_server.h"
 #include "support/subprocess.h"
 
 namespace retraced {
@@ -258,6 +259,16 @@ TEST_F(WorkerProcessTest, GracefulShutdownFinishesShortJobsAndReleasesLongOnes) 
 }
 
 TEST_F(WorkerProcessTest, AnAckAfterTheLeaseWasLostIsRefusedAndRecorded) {
+  // On Redis: a process frozen by SIGSTOP inside an SQLite write transaction
+  // would hold the file's lock and block the other worker, whatever the test
+  // is about. (That is SQLite's nature, and why a paused worker process on a
+  // shared SQLite file stalls the others until it resumes.)
+  if (!testing::RedisServer::Available()) GTEST_SKIP() << "redis-server is not installed";
+  std::string error;
+  std::unique_ptr<testing::RedisServer> redis = testing::RedisServer::Start({}, &error);
+  ASSERT_TRUE(redis) << error;
+  url_ = redis->Url();
+  store_ = std::move(*OpenStore(url_));
   std::string id = Add("sleep", "fixed(10ms, retries=3)", R"({"first_ms":600,"ms":10})");
   // Worker A never heartbeats in time; it is paused while its lease expires.
   std::unique_ptr<ChildProcess> a =
