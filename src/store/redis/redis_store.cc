@@ -330,10 +330,15 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
 Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
     const std::string& queue, const std::string& id, int64_t token, Outcome outcome,
     const Classified& error, std::string_view actor, std::string_view event, std::string_view what,
-    bool record_refusal, std::string* refusal) {
+    bool record_refusal, std::string* refusal, const Fields* loaded) {
   QueueKeys k(queue);
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
-  RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id));
+  std::optional<Fields> f;
+  if (loaded) {
+    f = *loaded;
+  } else {
+    RETRACED_ASSIGN_OR_RETURN(f, LoadFields(k, id));
+  }
   std::vector<std::string> keys = {k.prefix(),
                                    k.Counters(),
                                    k.Unique(),
@@ -553,10 +558,11 @@ Result<std::vector<Status>> RedisStore::Release(std::span<const Lease> leases,
         "worker " + std::string(worker) + " stopped before the attempt finished and released it",
         ""};
     std::string refusal;
-    RETRACED_ASSIGN_OR_RETURN(std::optional<Ended> ended,
-                              EndWithDecision(*queue, l.job_id, l.token, Outcome::kLeaseExpired,
-                                              Classify(stopped, ClassifierConfig{}, policy), worker,
-                                              "released", "release", true, &refusal));
+    RETRACED_ASSIGN_OR_RETURN(
+        std::optional<Ended> ended,
+        EndWithDecision(*queue, l.job_id, l.token, Outcome::kLeaseExpired,
+                        Classify(stopped, ClassifierConfig{}, policy), worker, "released",
+                        "release", true, &refusal, f ? &*f : nullptr));
     results.push_back(ended ? Status::Ok() : Status::Conflict(refusal));
   }
   return results;
@@ -588,7 +594,7 @@ Result<std::vector<RecoveredJob>> RedisStore::RecoverExpired(int max) {
           std::optional<Ended> ended,
           EndWithDecision(queue, e.str, IntField(*f, "n"), Outcome::kLeaseExpired,
                           Classify(lost, options_.lease_expiry_classes, policy), "system",
-                          "lease_expired", "recovery", false, nullptr));
+                          "lease_expired", "recovery", false, nullptr, &*f));
       if (ended) out.push_back(RecoveredJob{e.str, worker, ended->decision, ended->state});
     }
   }

@@ -68,11 +68,13 @@ class RedisStore final : public Store {
   Result<Job> LoadJob(const std::string& queue, std::string_view id);
   // Ends the attempt `token` of job `id` as the policy decides; nullopt when
   // the lease is not the job's (recorded as a refusal when `record_refusal`).
+  // `loaded` is the job's hash when the caller has just read it, else null.
   Result<std::optional<Ended>> EndWithDecision(const std::string& queue, const std::string& id,
                                                int64_t token, Outcome outcome,
                                                const Classified& error, std::string_view actor,
                                                std::string_view event, std::string_view what,
-                                               bool record_refusal, std::string* refusal);
+                                               bool record_refusal, std::string* refusal,
+                                               const Fields* loaded = nullptr);
   Result<int64_t> Remove(const std::string& queue, const std::vector<std::string>& ids,
                          std::string_view counter);
 
