@@ -21,6 +21,7 @@ void AddJobsCommand(CLI::App& app, RunFn& run);  // also `stats`
 void AddDlqCommand(CLI::App& app, RunFn& run);
 void AddWorkerCommand(CLI::App& app, RunFn& run);
 void AddDemoCommand(CLI::App& app, RunFn& run);
+void AddBenchCommand(CLI::App& app, RunFn& run);  // also the hidden bench-worker
 
 }  // namespace retraced::cli
 

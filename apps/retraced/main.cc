@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   AddWorkerCommand(app, run);
   AddDemoCommand(app, run);
   AddPolicyCommand(app, run);
+  AddBenchCommand(app, run);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->check_name(argv[1]);
