@@ -214,6 +214,12 @@ class Store {
   // Conflict for a stale lease (recorded as an event, nothing else changes).
   virtual Result<FailResult> Fail(const FailRequest& req) = 0;
 
+  // Fail for each request, with the same per-item results, but in one go (one
+  // transaction, one round trip) where the backend can: how a worker reports
+  // the failures of a batch. Each item is atomic on its own. InvalidArgument
+  // for the whole call when one request's outcome is not failed or timed_out.
+  virtual Result<std::vector<Result<FailResult>>> FailMany(std::span<const FailRequest> reqs);
+
   // Extends leases by `lease` from now. Per item: OK, or Conflict when the
   // lease is no longer the job's (the worker should stop the job).
   virtual Result<std::vector<Status>> Heartbeat(std::span<const Lease> leases, Millis lease) = 0;

@@ -395,7 +395,13 @@ class Worker::Impl {
       ack_cv_.notify_one();
       return;
     }
-    ReportFailure(f->claimed, Outcome::kFailed, result->failure());
+    // Failures go to the reporter too, which sends them to the store in batches.
+    FailRequest req = PrepareFailure(f->claimed, Outcome::kFailed, result->failure());
+    {
+      std::lock_guard lock(ack_mu_);
+      fails_.emplace_back(f, std::move(req));
+    }
+    ack_cv_.notify_one();
   }
 
   const Handler* FindHandler(const std::string& type) const {
@@ -421,7 +427,8 @@ class Worker::Impl {
     return r;
   }
 
-  void ReportFailure(const ClaimedJob& c, Outcome outcome, HandlerFailure failure) {
+  // The store's request for a failure, classified (custom classifier first).
+  FailRequest PrepareFailure(const ClaimedJob& c, Outcome outcome, HandlerFailure failure) {
     if (classifier_) {
       try {
         classifier_(c.job, failure);
@@ -434,13 +441,22 @@ class Worker::Impl {
     req.worker = o_.id;
     req.outcome = outcome;
     req.error = Classify(failure, ClassesFor(c.job.queue), c.job.policy);
-    Result<FailResult> r = WithRetries<FailResult>([&] { return store_.Fail(req); });
+    return req;
+  }
+
+  void ReportFailure(const ClaimedJob& c, Outcome outcome, HandlerFailure failure) {
+    FailRequest req = PrepareFailure(c, outcome, std::move(failure));
+    AfterFailure(c, req, WithRetries<FailResult>([&] { return store_.Fail(req); }));
+  }
+
+  // Counts a reported failure, wakes the fetcher for a planned retry, calls the hooks.
+  void AfterFailure(const ClaimedJob& c, const FailRequest& req, const Result<FailResult>& r) {
     if (!r.ok()) {
       Log("job " + c.job.id + ": reporting the failure failed: " + r.status().message());
       if (r.status().code() == StatusCode::kConflict) ++counts_.lost;
       return;
     }
-    (outcome == Outcome::kTimedOut ? counts_.timed_out : counts_.failed) += 1;
+    (req.outcome == Outcome::kTimedOut ? counts_.timed_out : counts_.failed) += 1;
     if (r->decision.next_run_at) {
       {
         // An earlier wake-up than the fetcher's current one interrupts its sleep.
@@ -455,7 +471,7 @@ class Worker::Impl {
     if (hooks_.empty()) return;
     Attempt ended = c.attempt;
     ended.ended_at = store_.Now();
-    ended.outcome = outcome;
+    ended.outcome = req.outcome;
     ended.error = req.error.error;
     ended.decision = r->decision;
     AttemptReport report{c.job, ended, r->state};
@@ -482,43 +498,66 @@ class Worker::Impl {
 
   // ---- Acker ---------------------------------------------------------------
 
+  // Reports successes and failures to the store in batches of up to
+  // ack_batch each: one Complete and one FailMany call per batch.
   void AckerLoop() {
     while (true) {
       std::vector<InFlightPtr> batch;
+      std::vector<std::pair<InFlightPtr, FailRequest>> fails;
       {
         std::unique_lock lock(ack_mu_);
-        ack_cv_.wait(lock, [this] { return ack_stop_ || !acks_.empty(); });
-        if (acks_.empty()) return;  // stopping and nothing left
-        size_t n = std::min(acks_.size(), static_cast<size_t>(std::max(1, o_.ack_batch)));
+        ack_cv_.wait(lock, [this] { return ack_stop_ || !acks_.empty() || !fails_.empty(); });
+        if (acks_.empty() && fails_.empty()) return;  // stopping and nothing left
+        const size_t most = static_cast<size_t>(std::max(1, o_.ack_batch));
+        size_t n = std::min(acks_.size(), most);
         batch.assign(acks_.begin(), acks_.begin() + static_cast<std::ptrdiff_t>(n));
         acks_.erase(acks_.begin(), acks_.begin() + static_cast<std::ptrdiff_t>(n));
+        n = std::min(fails_.size(), most);
+        fails.assign(std::make_move_iterator(fails_.begin()),
+                     std::make_move_iterator(fails_.begin() + static_cast<std::ptrdiff_t>(n)));
+        fails_.erase(fails_.begin(), fails_.begin() + static_cast<std::ptrdiff_t>(n));
       }
-      std::vector<Completion> items;
-      for (const InFlightPtr& f : batch) items.push_back({f->claimed.lease, o_.id});
-      Result<std::vector<Status>> r =
-          WithRetries<std::vector<Status>>([&] { return store_.Complete(items); });
-      if (!r.ok()) {
-        Log("reporting " + std::to_string(items.size()) +
-            " successes failed: " + r.status().message());
-        continue;  // their leases will expire and the jobs will run again: at-least-once
+      if (!batch.empty()) ReportSuccesses(batch);
+      if (!fails.empty()) ReportFailures(fails);
+    }
+  }
+
+  void ReportSuccesses(const std::vector<InFlightPtr>& batch) {
+    std::vector<Completion> items;
+    for (const InFlightPtr& f : batch) items.push_back({f->claimed.lease, o_.id});
+    Result<std::vector<Status>> r =
+        WithRetries<std::vector<Status>>([&] { return store_.Complete(items); });
+    if (!r.ok()) {
+      Log("reporting " + std::to_string(items.size()) +
+          " successes failed: " + r.status().message());
+      return;  // their leases will expire and the jobs will run again: at-least-once
+    }
+    TimePoint now = hooks_.empty() ? TimePoint{} : store_.Now();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const ClaimedJob& c = batch[i]->claimed;
+      if (!(*r)[i].ok()) {
+        ++counts_.lost;
+        Log("job " + c.job.id + ": success refused: " + (*r)[i].message());
+        continue;
       }
-      TimePoint now = hooks_.empty() ? TimePoint{} : store_.Now();
-      for (size_t i = 0; i < batch.size(); ++i) {
-        const ClaimedJob& c = batch[i]->claimed;
-        if (!(*r)[i].ok()) {
-          ++counts_.lost;
-          Log("job " + c.job.id + ": success refused: " + (*r)[i].message());
-          continue;
-        }
-        ++counts_.succeeded;
-        if (hooks_.empty()) continue;
-        Attempt ended = c.attempt;
-        ended.ended_at = now;
-        ended.outcome = Outcome::kSucceeded;
-        ended.decision = SuccessDecision();
-        AttemptReport report{c.job, ended, JobState::kCompleted};
-        CallHooks("AfterAttempt", [&](LifecycleHooks& h) { h.AfterAttempt(report); });
-      }
+      ++counts_.succeeded;
+      if (hooks_.empty()) continue;
+      Attempt ended = c.attempt;
+      ended.ended_at = now;
+      ended.outcome = Outcome::kSucceeded;
+      ended.decision = SuccessDecision();
+      AttemptReport report{c.job, ended, JobState::kCompleted};
+      CallHooks("AfterAttempt", [&](LifecycleHooks& h) { h.AfterAttempt(report); });
+    }
+  }
+
+  void ReportFailures(const std::vector<std::pair<InFlightPtr, FailRequest>>& fails) {
+    std::vector<FailRequest> reqs;
+    for (const auto& [f, req] : fails) reqs.push_back(req);
+    Result<std::vector<Result<FailResult>>> r =
+        WithRetries<std::vector<Result<FailResult>>>([&] { return store_.FailMany(reqs); });
+    for (size_t i = 0; i < fails.size(); ++i) {
+      AfterFailure(fails[i].first->claimed, fails[i].second, r.ok() ? (*r)[i] : r.status());
     }
   }
 
@@ -677,6 +716,7 @@ class Worker::Impl {
   std::mutex ack_mu_;
   std::condition_variable ack_cv_;
   std::vector<InFlightPtr> acks_;
+  std::vector<std::pair<InFlightPtr, FailRequest>> fails_;
   bool ack_stop_ = false;
 
   std::mutex log_mu_;

@@ -2,8 +2,20 @@
 #include "retraced/store.h"
 #include "store/redis/redis_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/store_checks.h"
 
 namespace retraced {
+
+Result<std::vector<Result<FailResult>>> Store::FailMany(std::span<const FailRequest> reqs) {
+  RETRACED_RETURN_IF_ERROR(internal::CheckFailures(reqs));
+  std::vector<Result<FailResult>> out;
+  for (const FailRequest& r : reqs) {
+    Result<FailResult> one = Fail(r);
+    if (!one.ok() && one.status().code() == StatusCode::kUnavailable) return one.status();
+    out.push_back(std::move(one));
+  }
+  return out;
+}
 
 Result<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOptions& options) {
   constexpr std::string_view kSqlite = "sqlite:";

@@ -1,5 +1,9 @@
 #include "store/store_checks.h"
 
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
 namespace retraced::internal {
 
 Status CheckActor(std::string_view what, std::string_view actor) {
@@ -57,6 +61,22 @@ Status CheckPurge(const PurgeRequest& req) {
   return Status::Ok();
 }
 
+Status CheckFailure(const FailRequest& req) {
+  if (req.outcome != Outcome::kFailed && req.outcome != Outcome::kTimedOut) {
+    return Status::InvalidArgument("a failure's outcome is failed or timed_out, not " +
+                                   std::string(Name(req.outcome)));
+  }
+  return Status::Ok();
+}
+
+Status CheckFailures(std::span<const FailRequest> reqs) {
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    Status s = CheckFailure(reqs[i]);
+    if (!s.ok()) return reqs.size() == 1 ? s : s.WithContext("failure " + std::to_string(i));
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<Job>> BuildNewJobs(std::span<const NewJob> jobs, TimePoint now,
                                       UlidGenerator& ids) {
   std::vector<Job> built;
@@ -81,6 +101,28 @@ Result<std::vector<Job>> BuildNewJobs(std::span<const NewJob> jobs, TimePoint no
     built.push_back(std::move(j));
   }
   return built;
+}
+
+Result<RetryPolicy> StoredPolicy(std::string_view text) {
+  // Few distinct policies exist in practice; the cache is emptied if it ever
+  // holds more than kMax, so a store full of one-off policies costs a parse each.
+  constexpr size_t kMax = 4096;
+  static std::mutex mu;
+  static auto* cache = new std::unordered_map<std::string, RetryPolicy>();
+  {
+    std::lock_guard lock(mu);
+    auto it = cache->find(std::string(text));
+    if (it != cache->end()) return it->second;
+  }
+  ParseOptions lenient;
+  lenient.allow_unregistered = true;
+  Result<RetryPolicy> parsed = ParsePolicy(text, lenient);
+  if (parsed.ok()) {
+    std::lock_guard lock(mu);
+    if (cache->size() >= kMax) cache->clear();
+    cache->emplace(std::string(text), *parsed);
+  }
+  return parsed;
 }
 
 }  // namespace retraced::internal

@@ -21,6 +21,9 @@ Status CheckOperator(std::string_view by);
 Status CheckClaim(const ClaimRequest& req);
 Status CheckLeaseLength(Millis lease);
 Status CheckRecoverySize(int max);
+// A failure's outcome is failed or timed_out; for a batch, every one's.
+Status CheckFailure(const FailRequest& req);
+Status CheckFailures(std::span<const FailRequest> reqs);
 Status CheckReplay(const ReplayRequest& req);
 Status CheckPurge(const PurgeRequest& req);
 
@@ -30,6 +33,11 @@ Status CheckPurge(const PurgeRequest& req);
 // InvalidArgument naming the job's index (in a batch) for a bad one.
 Result<std::vector<Job>> BuildNewJobs(std::span<const NewJob> jobs, TimePoint now,
                                       UlidGenerator& ids);
+
+// A policy as stored (canonical text), read leniently: strategies this
+// process has not registered are kept as written. Parsed texts are cached, so
+// claims and failures of jobs sharing a policy do not parse it again.
+Result<RetryPolicy> StoredPolicy(std::string_view text);
 
 }  // namespace retraced::internal
 

@@ -296,6 +296,65 @@ TEST_P(StoreTest, APermanentFailureGoesToTheDeadLetterQueueAtOnceWithEvidence) {
   EXPECT_EQ(StatsOf("emails").counters["dead_permanent_error"], 1);
 }
 
+TEST_P(StoreTest, FailManyAnswersEachFailureAsFailWouldInOneCall) {
+  std::string retried = Add(Job());
+  std::string dead = Add(Job());
+  std::string stale = Add(Job());
+  std::vector<ClaimedJob> c = ClaimN("emails", 3, "w1");
+  ASSERT_EQ(c.size(), 3u);
+  CompleteOk(c[2]);  // its lease is then stale
+  auto request = [&](const ClaimedJob& job, ErrorClass cls, const std::string& code) {
+    FailRequest r;
+    r.lease = job.lease;
+    r.worker = "w1";
+    r.error = Classify({cls, code, code + " happened", ""}, {}, job.job.policy);
+    return r;
+  };
+  clock_.Advance(Millis(10));
+  std::vector<FailRequest> reqs = {request(c[0], ErrorClass::kTemporary, "SMTP_TIMEOUT"),
+                                   request(c[1], ErrorClass::kPermanent, "INVALID_EMAIL"),
+                                   request(c[2], ErrorClass::kTemporary, "LATE"),
+                                   request(c[0], ErrorClass::kTemporary, "TWICE")};
+  reqs.push_back(reqs[0]);
+  reqs.back().lease.job_id = "no-such-job";
+  Result<std::vector<Result<FailResult>>> r = store_->FailMany(reqs);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->size(), 5u);
+  ASSERT_TRUE((*r)[0].ok()) << (*r)[0].status().message();
+  EXPECT_EQ((*r)[0]->state, JobState::kRetryWait);
+  EXPECT_EQ((*r)[0]->decision.next_run_at, clock_.Now() + Millis(2000));
+  ASSERT_TRUE((*r)[1].ok()) << (*r)[1].status().message();
+  EXPECT_EQ((*r)[1]->state, JobState::kDead);
+  EXPECT_EQ((*r)[1]->decision.dead_reason, DeadReason::kPermanentError);
+  EXPECT_EQ((*r)[2].status().code(), StatusCode::kConflict);
+  EXPECT_EQ((*r)[3].status().code(), StatusCode::kConflict) << "the first report ended it";
+  EXPECT_EQ((*r)[4].status().code(), StatusCode::kNotFound);
+
+  retraced::Job j = Get(retried);
+  EXPECT_EQ(j.attempts.at(0).decision, (*r)[0]->decision);
+  EXPECT_EQ(j.attempts.at(0).error->code, "SMTP_TIMEOUT");
+  EXPECT_EQ(EventReasons(j), (std::vector<std::string>{"enqueued", "claimed", "retry_scheduled",
+                                                       "stale_lease_refused"}));
+  retraced::Job d = Get(dead);
+  EXPECT_EQ(d.state, JobState::kDead);
+  ASSERT_TRUE(d.dead);
+  EXPECT_EQ(d.dead->evidence.size(), 2u);
+  EXPECT_EQ(Get(stale).state, JobState::kCompleted);
+  QueueStats stats = StatsOf("emails");
+  EXPECT_EQ(stats.counters["stale_refused"], 2);
+  EXPECT_EQ(stats.counters["retries_scheduled"], 1);
+  EXPECT_EQ(stats.counters["dead_permanent_error"], 1);
+
+  FailRequest bad = reqs[0];
+  bad.outcome = Outcome::kSucceeded;
+  reqs.push_back(bad);
+  Result<std::vector<Result<FailResult>>> refused = store_->FailMany(reqs);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(),
+            "failure 5: a failure's outcome is failed or timed_out, not succeeded");
+  EXPECT_EQ(StatsOf("emails").counters["stale_refused"], 2) << "nothing of it was applied";
+}
+
 TEST_P(StoreTest, RetriesStopWhenThePolicyIsExhausted) {
   std::string id = Add(Job());  // fixed(2s, retries=2): three runs
   for (int run = 1; run <= 3; ++run) {

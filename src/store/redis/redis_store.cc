@@ -12,6 +12,8 @@
 namespace retraced::redis {
 namespace {
 
+using internal::StoredPolicy;
+
 int64_t Ms(TimePoint t) { return ToUnixMillis(t); }
 std::string MsText(TimePoint t) { return std::to_string(ToUnixMillis(t)); }
 
@@ -40,12 +42,6 @@ std::optional<std::string> OptField(const std::map<std::string, std::string>& f,
   auto it = f.find(key);
   if (it == f.end()) return std::nullopt;
   return it->second;
-}
-
-Result<RetryPolicy> StoredPolicy(std::string_view text) {
-  ParseOptions lenient;
-  lenient.allow_unregistered = true;
-  return ParsePolicy(text, lenient);
 }
 
 std::string Str(const Reply& r) {
@@ -113,6 +109,32 @@ Result<std::map<std::string, std::string>> RedisStore::QueuesOf(
   }
   return out;
 }
+
+Result<std::map<std::string, std::string>> RedisStore::ClaimedQueuesOf(
+    const std::vector<std::string>& ids) {
+  std::map<std::string, std::string> out;
+  std::vector<std::string> unknown;
+  for (const std::string& id : ids) {
+    auto it = claimed_queues_.find(id);
+    if (it != claimed_queues_.end()) {
+      out[id] = it->second;
+    } else {
+      unknown.push_back(id);
+    }
+  }
+  RETRACED_ASSIGN_OR_RETURN(auto looked_up, QueuesOf(unknown));
+  out.merge(looked_up);
+  return out;
+}
+
+void RedisStore::RememberClaimed(const std::string& id, const std::string& queue) {
+  // Bounded: a worker holds at most a few thousand jobs; anything past that is
+  // a leak (jobs claimed and never ended here), and a lookup is only slower.
+  if (claimed_queues_.size() >= 100'000) claimed_queues_.clear();
+  claimed_queues_[id] = queue;
+}
+
+void RedisStore::ForgetClaimed(const std::string& id) { claimed_queues_.erase(id); }
 
 Result<std::vector<std::string>> RedisStore::Queues() {
   RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Command({"SMEMBERS", std::string(kQueuesKey)}));
@@ -322,40 +344,41 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
     c.attempt.lateness = Millis(e[12].integer);
     c.lease = Lease{j.id, j.attempt_count};
     c.lease_expires_at = now + req.lease;
+    RememberClaimed(j.id, req.queue);
     out.push_back(std::move(c));
   }
   return out;
 }
 
-Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
-    const std::string& queue, const std::string& id, int64_t token, Outcome outcome,
-    const Classified& error, std::string_view actor, std::string_view event, std::string_view what,
-    bool record_refusal, std::string* refusal, const Fields* loaded) {
+Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const std::string& id,
+                                                int64_t token, Outcome outcome,
+                                                const Classified& error, std::string_view actor,
+                                                std::string_view event, std::string_view what,
+                                                bool record_refusal, TimePoint now,
+                                                const std::optional<Fields>& f) {
   QueueKeys k(queue);
-  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
-  std::optional<Fields> f;
-  if (loaded) {
-    f = *loaded;
-  } else {
-    RETRACED_ASSIGN_OR_RETURN(f, LoadFields(k, id));
-  }
-  std::vector<std::string> keys = {k.prefix(),
-                                   k.Counters(),
-                                   k.Unique(),
-                                   k.Active(),
-                                   k.Ready(),
-                                   k.RetryWait(),
-                                   k.State(JobState::kCompleted),
-                                   k.State(JobState::kDead)};
+  EndPlan plan;
+  plan.id = id;
+  plan.token = token;
+  plan.what = std::string(what);
+  std::vector<std::string>& keys = plan.keys;
+  keys = {k.prefix(),
+          k.Counters(),
+          k.Unique(),
+          k.Active(),
+          k.Ready(),
+          k.RetryWait(),
+          k.State(JobState::kCompleted),
+          k.State(JobState::kDead)};
   const bool current = f && Get(*f, "state") == "active" && IntField(*f, "n") == token;
-  std::vector<std::string> args(18);
+  std::vector<std::string>& args = plan.args;
+  args.resize(18);
   args[0] = MsText(now);
   args[1] = id;
   args[2] = std::to_string(token);
   args[3] = std::string(actor);
   args[4] = std::string(what);
   args[5] = record_refusal ? "1" : "0";
-  std::optional<Ended> ended;
   if (current) {
     RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(Get(*f, "policy")));
     RetryContext ctx;
@@ -404,96 +427,179 @@ Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
       args[16] = std::string(Name(*d.dead_reason));
       args[17] = DumpJson(Json(DeadEvidence(job.attempts, d)));
     }
-    ended = Ended{d, to};
+    plan.ended = Ended{d, to};
   } else {
     args[6] = "refused";
     args[7] = "completed";
     args[12] = "[]";
     args[14] = "";
   }
-  RETRACED_ASSIGN_OR_RETURN(Reply r, Run("end_attempt.lua", keys, args));
+  return plan;
+}
+
+Result<std::optional<RedisStore::Ended>> RedisStore::Applied(const EndPlan& plan, const Reply& r,
+                                                             std::string* refusal) {
+  if (r.IsError()) return Status::Internal("script end_attempt.lua: " + r.str);
   int64_t status = r.elements[0].integer;
-  if (status == -1) return Status::NotFound("no job " + id);
+  if (status == -1) return Status::NotFound("no job " + plan.id);
   if (status == 0) {
     if (refusal) {
       std::string state = r.elements[1].str;
-      *refusal = "job " + id + ": " + std::string(what) + " with lease token " +
-                 std::to_string(token) + " refused: the job is " + state +
+      *refusal = "job " + plan.id + ": " + plan.what + " with lease token " +
+                 std::to_string(plan.token) + " refused: the job is " + state +
                  (state == "active" ? " under token " + std::to_string(r.elements[2].integer) : "");
     }
     return std::optional<Ended>();
   }
-  return ended;
+  return plan.ended;
+}
+
+Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
+    const std::string& queue, const std::string& id, int64_t token, Outcome outcome,
+    const Classified& error, std::string_view actor, std::string_view event, std::string_view what,
+    bool record_refusal, std::string* refusal, const Fields* loaded) {
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  std::optional<Fields> f;
+  if (loaded) {
+    f = *loaded;
+  } else {
+    RETRACED_ASSIGN_OR_RETURN(f, LoadFields(QueueKeys(queue), id));
+  }
+  RETRACED_ASSIGN_OR_RETURN(EndPlan plan, PlanEnd(queue, id, token, outcome, error, actor, event,
+                                                  what, record_refusal, now, f));
+  RETRACED_ASSIGN_OR_RETURN(Reply r, Run("end_attempt.lua", plan.keys, plan.args));
+  return Applied(plan, r, refusal);
 }
 
 Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> items) {
   std::lock_guard lock(mu_);
   std::vector<std::string> ids;
   for (const Completion& c : items) ids.push_back(c.lease.job_id);
-  RETRACED_ASSIGN_OR_RETURN(auto queues, QueuesOf(ids));
-  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
-  // One round trip for the whole batch: every job's end_attempt, pipelined.
-  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
-  std::vector<size_t> call_of(items.size(), SIZE_MAX);
-  const std::string success = DumpJson(ToJson(SuccessDecision()));
+  RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
+  // One complete.lua call per (queue, worker), all in one round trip.
+  std::map<std::pair<std::string, std::string>, std::vector<size_t>> groups;
   for (size_t i = 0; i < items.size(); ++i) {
-    const Completion& c = items[i];
-    auto q = queues.find(c.lease.job_id);
-    if (q == queues.end()) continue;
-    QueueKeys k(q->second);
-    std::string end = "[\"x\"," + std::to_string(c.lease.token) + "," + MsText(now) +
-                      ",\"succeeded\",null," + success + "]";
-    call_of[i] = calls.size();
+    auto q = queues.find(items[i].lease.job_id);
+    if (q != queues.end()) groups[{q->second, items[i].worker}].push_back(i);
+  }
+  const std::string success = DumpJson(ToJson(SuccessDecision()));
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  for (const auto& [group, indexes] : groups) {
+    QueueKeys k(group.first);
+    std::vector<std::string> args = {NowArg(), group.second, success};
+    for (size_t i : indexes) {
+      args.push_back(items[i].lease.job_id);
+      args.push_back(std::to_string(items[i].lease.token));
+    }
     calls.push_back(
-        {{k.prefix(), k.Counters(), k.Unique(), k.Active(), k.Ready(), k.RetryWait(),
-          k.State(JobState::kCompleted), k.State(JobState::kDead)},
-         {MsText(now), c.lease.job_id, std::to_string(c.lease.token), c.worker, "completion", "1",
-          "succeeded", "completed", "", "", "", "0", end, "", "completed", "", "", ""}});
+        {{k.prefix(), k.Counters(), k.Unique(), k.Active(), k.State(JobState::kCompleted)},
+         std::move(args)});
   }
   std::vector<Reply> replies;
   if (!calls.empty()) {
     RETRACED_ASSIGN_OR_RETURN(replies,
-                              conn_->EvalMany(scripts_.find("end_attempt.lua")->second, calls));
+                              conn_->EvalMany(scripts_.find("complete.lua")->second, calls));
   }
-  std::vector<Status> results;
+  std::vector<Status> results(items.size(), Status::Ok());
   for (size_t i = 0; i < items.size(); ++i) {
-    const Completion& c = items[i];
-    if (call_of[i] == SIZE_MAX) {
-      results.push_back(Status::NotFound("no job " + c.lease.job_id));
-      continue;
+    if (!queues.count(items[i].lease.job_id)) {
+      results[i] = Status::NotFound("no job " + items[i].lease.job_id);
     }
-    const Reply& r = replies[call_of[i]];
-    if (r.IsError()) return Status::Internal("script end_attempt.lua: " + r.str);
-    int64_t status = r.elements[0].integer;
-    if (status == 1) {
-      results.push_back(Status::Ok());
-    } else if (status == -1) {
-      results.push_back(Status::NotFound("no job " + c.lease.job_id));
-    } else {
-      std::string state = r.elements[1].str;
-      results.push_back(Status::Conflict(
+  }
+  size_t call = 0;
+  for (const auto& [group, indexes] : groups) {
+    const Reply& r = replies[call++];
+    if (r.IsError()) return Status::Internal("script complete.lua: " + r.str);
+    for (size_t n = 0; n < indexes.size(); ++n) {
+      const Completion& c = items[indexes[n]];
+      const Reply& one = r.elements[n + 1];
+      ForgetClaimed(c.lease.job_id);
+      if (one.type == Reply::Type::kInteger) {
+        if (one.integer == -1) results[indexes[n]] = Status::NotFound("no job " + c.lease.job_id);
+        continue;
+      }
+      const std::string& state = one.elements[1].str;
+      results[indexes[n]] = Status::Conflict(
           "job " + c.lease.job_id + ": completion with lease token " +
           std::to_string(c.lease.token) + " refused: the job is " + state +
-          (state == "active" ? " under token " + std::to_string(r.elements[2].integer) : "")));
+          (state == "active" ? " under token " + std::to_string(one.elements[2].integer) : ""));
     }
   }
   return results;
 }
 
 Result<FailResult> RedisStore::Fail(const FailRequest& req) {
-  if (req.outcome != Outcome::kFailed && req.outcome != Outcome::kTimedOut) {
-    return Status::InvalidArgument("a failure's outcome is failed or timed_out, not " +
-                                   std::string(Name(req.outcome)));
-  }
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Result<FailResult>> one,
+                            FailMany(std::span<const FailRequest>(&req, 1)));
+  return std::move(one[0]);
+}
+
+Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const FailRequest> reqs) {
+  RETRACED_RETURN_IF_ERROR(internal::CheckFailures(reqs));
   std::lock_guard lock(mu_);
-  RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(req.lease.job_id));
-  if (!queue) return Status::NotFound("no job " + req.lease.job_id);
-  std::string refusal;
-  RETRACED_ASSIGN_OR_RETURN(std::optional<Ended> ended,
-                            EndWithDecision(*queue, req.lease.job_id, req.lease.token, req.outcome,
-                                            req.error, req.worker, "", "failure", true, &refusal));
-  if (!ended) return Status::Conflict(refusal);
-  return FailResult{ended->decision, ended->state};
+  std::vector<std::string> ids;
+  for (const FailRequest& r : reqs) ids.push_back(r.lease.job_id);
+  RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
+  for (const std::string& id : ids) ForgetClaimed(id);
+  // One round trip for the time and every job's hash, one for the scripts.
+  std::vector<std::vector<std::string>> reads;
+  if (!options_.clock) reads.push_back({"TIME"});
+  for (const FailRequest& r : reqs) {
+    auto q = queues.find(r.lease.job_id);
+    if (q != queues.end()) reads.push_back({"HGETALL", QueueKeys(q->second).Job(r.lease.job_id)});
+  }
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> read, conn_->Pipeline(reads));
+  size_t next = 0;
+  TimePoint now;
+  if (options_.clock) {
+    now = options_.clock->Now();
+  } else {
+    const Reply& t = read[next++];
+    if (t.elements.size() != 2) return Status::Internal("TIME: unexpected reply");
+    now = FromUnixMillis(ToInt(t.elements[0].str) * 1000 + ToInt(t.elements[1].str) / 1000);
+  }
+  std::vector<std::optional<EndPlan>> plans(reqs.size());
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const FailRequest& r = reqs[i];
+    auto q = queues.find(r.lease.job_id);
+    if (q == queues.end()) continue;
+    const Reply& h = read[next++];
+    std::optional<Fields> f;
+    if (!h.elements.empty()) {
+      f.emplace();
+      for (size_t e = 0; e + 1 < h.elements.size(); e += 2) {
+        (*f)[h.elements[e].str] = h.elements[e + 1].str;
+      }
+    }
+    RETRACED_ASSIGN_OR_RETURN(plans[i], PlanEnd(q->second, r.lease.job_id, r.lease.token, r.outcome,
+                                                r.error, r.worker, "", "failure", true, now, f));
+    calls.push_back({plans[i]->keys, plans[i]->args});
+  }
+  std::vector<Reply> replies;
+  if (!calls.empty()) {
+    RETRACED_ASSIGN_OR_RETURN(replies,
+                              conn_->EvalMany(scripts_.find("end_attempt.lua")->second, calls));
+  }
+  std::vector<Result<FailResult>> out;
+  size_t call = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (!plans[i]) {
+      out.push_back(Status::NotFound("no job " + reqs[i].lease.job_id));
+      continue;
+    }
+    std::string refusal;
+    Result<std::optional<Ended>> ended = Applied(*plans[i], replies[call++], &refusal);
+    if (!ended.ok()) {
+      if (ended.status().code() != StatusCode::kNotFound) return ended.status();
+      out.push_back(ended.status());
+    } else if (!*ended) {
+      out.push_back(Status::Conflict(refusal));
+    } else {
+      out.push_back(FailResult{(*ended)->decision, (*ended)->state});
+    }
+  }
+  return out;
 }
 
 Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases, Millis lease) {
@@ -501,7 +607,7 @@ Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases,
   std::lock_guard lock(mu_);
   std::vector<std::string> ids;
   for (const Lease& l : leases) ids.push_back(l.job_id);
-  RETRACED_ASSIGN_OR_RETURN(auto queues, QueuesOf(ids));
+  RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
   // One heartbeat.lua call per queue, all in one round trip.
   std::map<std::string, std::vector<size_t>> by_queue;
   for (size_t i = 0; i < leases.size(); ++i) {
@@ -546,6 +652,7 @@ Result<std::vector<Status>> RedisStore::Release(std::span<const Lease> leases,
   std::vector<Status> results;
   for (const Lease& l : leases) {
     RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(l.job_id));
+    ForgetClaimed(l.job_id);
     if (!queue) {
       results.push_back(Status::NotFound("no job " + l.job_id));
       continue;

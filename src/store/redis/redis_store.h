@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "retraced/id.h"
 #include "retraced/store.h"
@@ -28,6 +29,7 @@ class RedisStore final : public Store {
   Result<std::vector<ClaimedJob>> Claim(const ClaimRequest& req) override;
   Result<std::vector<Status>> Complete(std::span<const Completion> items) override;
   Result<FailResult> Fail(const FailRequest& req) override;
+  Result<std::vector<Result<FailResult>>> FailMany(std::span<const FailRequest> reqs) override;
   Result<std::vector<Status>> Heartbeat(std::span<const Lease> leases, Millis lease) override;
   Result<std::vector<Status>> Release(std::span<const Lease> leases,
                                       std::string_view worker) override;
@@ -60,6 +62,10 @@ class RedisStore final : public Store {
                     const std::vector<std::string>& args);
   Result<std::optional<std::string>> QueueOf(std::string_view id);
   Result<std::map<std::string, std::string>> QueuesOf(const std::vector<std::string>& ids);
+  // QueuesOf, answered from the jobs this store claimed where it can.
+  Result<std::map<std::string, std::string>> ClaimedQueuesOf(const std::vector<std::string>& ids);
+  void RememberClaimed(const std::string& id, const std::string& queue);
+  void ForgetClaimed(const std::string& id);
   Result<std::vector<std::string>> Queues();
   // Just `queue` when given, else every queue there is.
   Result<std::vector<std::string>> QueuesOrAll(const std::optional<std::string>& queue);
@@ -69,6 +75,21 @@ class RedisStore final : public Store {
   // Ends the attempt `token` of job `id` as the policy decides; nullopt when
   // the lease is not the job's (recorded as a refusal when `record_refusal`).
   // `loaded` is the job's hash when the caller has just read it, else null.
+  // An end_attempt.lua call, prepared: the policy's decision made from the
+  // job's hash `f` (nullopt: no such job) at `now`.
+  struct EndPlan {
+    std::string id, what;
+    int64_t token = 0;
+    std::vector<std::string> keys, args;
+    std::optional<Ended> ended;  // where the job goes if the call applies; unset: a refusal
+  };
+  Result<EndPlan> PlanEnd(const std::string& queue, const std::string& id, int64_t token,
+                          Outcome outcome, const Classified& error, std::string_view actor,
+                          std::string_view event, std::string_view what, bool record_refusal,
+                          TimePoint now, const std::optional<Fields>& f);
+  // What the call's reply says: the end, nullopt for a refusal (`refusal` says
+  // why), NotFound, or Internal for a script error.
+  Result<std::optional<Ended>> Applied(const EndPlan& plan, const Reply& r, std::string* refusal);
   Result<std::optional<Ended>> EndWithDecision(const std::string& queue, const std::string& id,
                                                int64_t token, Outcome outcome,
                                                const Classified& error, std::string_view actor,
@@ -84,6 +105,7 @@ class RedisStore final : public Store {
   SystemClock system_clock_;
   UlidGenerator ids_;
   std::map<std::string, Script, std::less<>> scripts_;
+  std::unordered_map<std::string, std::string> claimed_queues_;  // id -> queue, while held
 };
 
 }  // namespace retraced::redis

@@ -209,29 +209,37 @@ Result<std::vector<Status>> SqliteStore::Complete(std::span<const Completion> it
 }
 
 Result<FailResult> SqliteStore::Fail(const FailRequest& req) {
-  if (req.outcome != Outcome::kFailed && req.outcome != Outcome::kTimedOut) {
-    return Status::InvalidArgument("a failure's outcome is failed or timed_out, not " +
-                                   std::string(Name(req.outcome)));
-  }
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Result<FailResult>> one,
+                            FailMany(std::span<const FailRequest>(&req, 1)));
+  return std::move(one[0]);
+}
+
+Result<std::vector<Result<FailResult>>> SqliteStore::FailMany(std::span<const FailRequest> reqs) {
+  RETRACED_RETURN_IF_ERROR(internal::CheckFailures(reqs));
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   Txn txn(*db_);
   RETRACED_RETURN_IF_ERROR(txn.Begin());
-  RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(req.lease.job_id));
-  if (!row) return Status::NotFound("no job " + req.lease.job_id);
   Counters counters;
-  Status lease = CheckLease(*row, req.lease.token, req.worker, "failure", now, counters);
-  if (!lease.ok()) {
-    // The refusal itself is recorded: commit it, then report the conflict.
-    RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
-    RETRACED_RETURN_IF_ERROR(txn.Commit());
-    return lease;
+  std::vector<Result<FailResult>> out;
+  for (const FailRequest& req : reqs) {
+    RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(req.lease.job_id));
+    if (!row) {
+      out.push_back(Status::NotFound("no job " + req.lease.job_id));
+      continue;
+    }
+    // A stale lease's refusal is recorded (committed with the rest) and reported.
+    Status lease = CheckLease(*row, req.lease.token, req.worker, "failure", now, counters);
+    if (!lease.ok()) {
+      out.push_back(lease);
+      continue;
+    }
+    out.push_back(EndAttempt(*row, req.outcome, req.error, req.worker, "", now, counters));
+    RETRACED_RETURN_IF_ERROR(out.back().status());
   }
-  RETRACED_ASSIGN_OR_RETURN(
-      FailResult result, EndAttempt(*row, req.outcome, req.error, req.worker, "", now, counters));
   RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
   RETRACED_RETURN_IF_ERROR(txn.Commit());
-  return result;
+  return out;
 }
 
 Result<std::vector<Status>> SqliteStore::Heartbeat(std::span<const Lease> leases, Millis lease) {

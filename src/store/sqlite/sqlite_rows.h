@@ -7,6 +7,7 @@
 
 #include "retraced/store.h"
 #include "store/sqlite/sqlite_db.h"
+#include "store/store_checks.h"
 
 namespace retraced::sqlite {
 
@@ -32,11 +33,7 @@ Result<Attempt> ReadAttemptRow(const Stmt& row);
 
 // A stored policy. Custom strategies registered by the process that enqueued
 // the job need not be registered in this one.
-inline Result<RetryPolicy> StoredPolicy(std::string_view text) {
-  ParseOptions lenient;
-  lenient.allow_unregistered = true;
-  return ParsePolicy(text, lenient);
-}
+using internal::StoredPolicy;
 
 // Text of an instant as stored.
 inline std::string T(TimePoint t) { return FormatTime(t); }

@@ -31,6 +31,7 @@ class SqliteStore final : public Store {
   Result<std::vector<ClaimedJob>> Claim(const ClaimRequest& req) override;
   Result<std::vector<Status>> Complete(std::span<const Completion> items) override;
   Result<FailResult> Fail(const FailRequest& req) override;
+  Result<std::vector<Result<FailResult>>> FailMany(std::span<const FailRequest> reqs) override;
   Result<std::vector<Status>> Heartbeat(std::span<const Lease> leases, Millis lease) override;
   Result<std::vector<Status>> Release(std::span<const Lease> leases,
                                       std::string_view worker) override;
