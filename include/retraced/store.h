@@ -190,6 +190,19 @@ struct StoreOptions {
   ClassifierConfig lease_expiry_classes;  // how LEASE_EXPIRED is classified (temporary by default)
 };
 
+// Wakes an idle worker when jobs may have become ready in its queues through
+// a change made elsewhere (another process enqueued or replayed jobs), so new
+// jobs start within milliseconds without polling the store hard. Each signal
+// has a connection of its own; use it from one thread.
+class JobSignal {
+ public:
+  virtual ~JobSignal() = default;
+  // Blocks until such a change or until `timeout` passes. True when woken by
+  // a change (which may be spurious: claim to find out). A change made
+  // between two calls is reported by the second, not lost.
+  virtual Result<bool> Wait(Millis timeout) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -263,6 +276,10 @@ class Store {
 
   // Trims completed and dead jobs as StoreOptions::retention says. Returns how many.
   virtual Result<int64_t> ApplyRetention() = 0;
+
+  // A signal for changes to `queues` (see JobSignal); nullptr when the
+  // backend has none, and then workers poll.
+  virtual Result<std::unique_ptr<JobSignal>> WatchQueues(std::span<const std::string> queues);
 
   // When the queue's next scheduled or retry_wait job falls due; unset when none.
   virtual Result<std::optional<TimePoint>> NextDueAt(std::string_view queue) = 0;

@@ -67,6 +67,13 @@ class Worker::Impl {
     }
     if (o_.lease.count() < 100) return Status::InvalidArgument("the lease must be at least 100ms");
     if (handlers_.empty() && !any_) return Status::InvalidArgument("the worker has no handler");
+    // Jobs enqueued elsewhere wake the fetcher through the store's signal
+    // where it has one; the idle poll remains the fallback.
+    Result<std::unique_ptr<JobSignal>> signal = store_.WatchQueues(o_.queues);
+    if (!signal.ok()) {
+      Log("no wake-up signal from the store, polling every " + FormatDuration(o_.idle_poll) + ": " +
+          signal.status().message());
+    }
     std::lock_guard lock(mu_);
     if (started_) return Status::FailedPrecondition("the worker was already started");
     started_ = true;
@@ -77,6 +84,11 @@ class Worker::Impl {
       thread_ids_.push_back(executors_.back().get_id());
     }
     acker_ = std::thread([this] { AckerLoop(); });
+    if (signal.ok() && *signal) {
+      watcher_ = std::thread(
+          [this, s = std::shared_ptr<JobSignal>(std::move(*signal))] { WatcherLoop(*s); });
+      thread_ids_.push_back(watcher_.get_id());
+    }
     supervisor_ = std::thread([this] { SupervisorLoop(); });
     fetcher_ = std::thread([this] { FetcherLoop(); });
     thread_ids_.insert(thread_ids_.end(),
@@ -105,6 +117,7 @@ class Worker::Impl {
     }
     fetch_cv_.notify_all();
     if (fetcher_.joinable()) fetcher_.join();
+    if (watcher_.joinable()) watcher_.join();
 
     // Jobs claimed but not started go back at once.
     std::vector<InFlightPtr> unstarted;
@@ -196,6 +209,8 @@ class Worker::Impl {
  private:
   // How long Stop() waits for handlers asked to stop before releasing them.
   static constexpr Millis kStopWait{3'000};
+  // Longest wait on the store's signal: how late the watcher sees a Stop().
+  static constexpr Millis kSignalWait{100};
 
   bool OnOwnThread() {
     std::lock_guard lock(mu_);
@@ -259,6 +274,23 @@ class Worker::Impl {
         return;
       }
       SleepUntilSomethingIsDue();
+    }
+  }
+
+  // Waits on the store's signal and wakes the fetcher when it fires.
+  void WatcherLoop(JobSignal& signal) {
+    while (true) {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;
+      }
+      Result<bool> woke = signal.Wait(kSignalWait);
+      if (woke.ok() && *woke) {
+        Notify();
+      } else if (!woke.ok()) {
+        std::unique_lock lock(mu_);
+        fetch_cv_.wait_for(lock, kSignalWait, [this] { return stopping_; });
+      }
     }
   }
 
@@ -720,7 +752,7 @@ class Worker::Impl {
   bool ack_stop_ = false;
 
   std::mutex log_mu_;
-  std::thread fetcher_, acker_, supervisor_;
+  std::thread fetcher_, acker_, supervisor_, watcher_;
   std::vector<std::thread> executors_;
 };
 

@@ -6,6 +6,10 @@
 
 namespace retraced {
 
+Result<std::unique_ptr<JobSignal>> Store::WatchQueues(std::span<const std::string>) {
+  return std::unique_ptr<JobSignal>();
+}
+
 Result<std::vector<Result<FailResult>>> Store::FailMany(std::span<const FailRequest> reqs) {
   RETRACED_RETURN_IF_ERROR(internal::CheckFailures(reqs));
   std::vector<Result<FailResult>> out;

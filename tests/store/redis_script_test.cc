@@ -49,7 +49,9 @@ class RedisScriptTest : public ::testing::Test {
                    j.timeout, j.deadline_at, j.deadline_after, j.note, std::to_string(++seq_)});
     }
     Result<Reply> r = conn_->Eval(
-        enqueue_, {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters()}, args);
+        enqueue_,
+        {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters(), k.Signal()},
+        args);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_FALSE(r->IsError()) << r->str;
     return *r;
@@ -110,7 +112,7 @@ class RedisScriptTest : public ::testing::Test {
     Result<Reply> r =
         conn_->Eval(replay_,
                     {k.prefix(), k.Ready(), k.State(JobState::kDead), k.State(JobState::kCancelled),
-                     k.Unique(), k.Counters()},
+                     k.Unique(), k.Counters(), k.Signal()},
                     {std::to_string(Now()), id, "ops", "why", "fresh", "", "", "mode fresh: why"});
     EXPECT_TRUE(r.ok() && !r->IsError());
     return *r;

@@ -33,6 +33,8 @@ class QueueKeys {
   std::string All() const { return prefix_ + "all"; }  // every job, by insertion number
   std::string Unique() const { return prefix_ + "unique"; }
   std::string Counters() const { return prefix_ + "counters"; }
+  // A stream that enqueue and replay append to, so idle workers wake (XREAD BLOCK).
+  std::string Signal() const { return prefix_ + "signal"; }
 
  private:
   std::string prefix_;

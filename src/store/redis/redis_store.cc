@@ -290,10 +290,10 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
            j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "",
            "due at " + FormatTime(j.run_at), std::to_string(first + static_cast<int64_t>(n))});
     }
-    RETRACED_ASSIGN_OR_RETURN(
-        Reply r,
-        Run("enqueue.lua",
-            {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters()}, args));
+    RETRACED_ASSIGN_OR_RETURN(Reply r, Run("enqueue.lua",
+                                           {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(),
+                                            k.All(), k.Counters(), k.Signal()},
+                                           args));
     std::vector<std::vector<std::string>> index_cmds = {{"SADD", std::string(kQueuesKey), queue}};
     for (size_t n = 0; n < indexes.size(); ++n) {
       const Reply& one = r.elements[n + 1];

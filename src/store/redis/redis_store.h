@@ -43,6 +43,7 @@ class RedisStore final : public Store {
   Result<std::vector<QueueStats>> Stats(std::optional<std::string_view> queue) override;
   Result<int64_t> ApplyRetention() override;
   Result<std::optional<TimePoint>> NextDueAt(std::string_view queue) override;
+  Result<std::unique_ptr<JobSignal>> WatchQueues(std::span<const std::string> queues) override;
   TimePoint Now() override;
 
  private:

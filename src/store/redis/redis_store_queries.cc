@@ -184,7 +184,7 @@ Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
     RETRACED_ASSIGN_OR_RETURN(
         Reply r, Run("replay.lua",
                      {k.prefix(), k.Ready(), k.State(JobState::kDead),
-                      k.State(JobState::kCancelled), k.Unique(), k.Counters()},
+                      k.State(JobState::kCancelled), k.Unique(), k.Counters(), k.Signal()},
                      {std::to_string(ToUnixMillis(now)), id, req.by, req.note, ReplayModeText(mode),
                       req.mode == Replay::Mode::kMore ? std::to_string(req.more) : "",
                       deadline ? std::to_string(ToUnixMillis(*deadline)) : "", note}));
@@ -377,6 +377,61 @@ Result<std::optional<TimePoint>> RedisStore::NextDueAt(std::string_view queue) {
     if (!due || t < *due) due = t;
   }
   return due;
+}
+
+}  // namespace retraced::redis
+
+namespace retraced::redis {
+namespace {
+
+// Blocks in XREAD on the queues' signal streams, on a connection of its own,
+// from the last entry it saw of each.
+class RedisSignal final : public JobSignal {
+ public:
+  RedisSignal(std::unique_ptr<Connection> conn, std::vector<std::string> streams,
+              std::vector<std::string> last)
+      : conn_(std::move(conn)), streams_(std::move(streams)), last_(std::move(last)) {}
+
+  Result<bool> Wait(Millis timeout) override {
+    std::vector<std::string> cmd = {
+        "XREAD", "BLOCK", std::to_string(std::max<int64_t>(1, timeout.count())), "STREAMS"};
+    cmd.insert(cmd.end(), streams_.begin(), streams_.end());
+    cmd.insert(cmd.end(), last_.begin(), last_.end());
+    RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Command(cmd));
+    if (r.IsError()) return Status::Internal("XREAD: " + r.str);
+    if (r.IsNil()) return false;
+    for (const Reply& stream : r.elements) {
+      if (stream.elements.size() < 2 || stream.elements[1].elements.empty()) continue;
+      for (size_t i = 0; i < streams_.size(); ++i) {
+        if (streams_[i] == stream.elements[0].str) {
+          last_[i] = stream.elements[1].elements.back().elements[0].str;
+        }
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::unique_ptr<Connection> conn_;
+  std::vector<std::string> streams_, last_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<JobSignal>> RedisStore::WatchQueues(std::span<const std::string> queues) {
+  ConnectionOptions options;
+  options.io_timeout = Millis(60'000);  // longer than any wait
+  RETRACED_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn,
+                            Connection::Open(conn_->address(), options));
+  std::vector<std::string> streams, last;
+  for (const std::string& q : queues) {
+    streams.push_back(QueueKeys(q).Signal());
+    RETRACED_ASSIGN_OR_RETURN(Reply r,
+                              conn->Command({"XREVRANGE", streams.back(), "+", "-", "COUNT", "1"}));
+    last.push_back(r.elements.empty() ? "0-0" : r.elements[0].elements[0].str);
+  }
+  return std::unique_ptr<JobSignal>(
+      std::make_unique<RedisSignal>(std::move(conn), std::move(streams), std::move(last)));
 }
 
 }  // namespace retraced::redis

@@ -2,6 +2,8 @@
 // groups, statistics.
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <thread>
 
 #include "store/sqlite/sqlite_rows.h"
 #include "store/sqlite/sqlite_store.h"
@@ -208,6 +210,54 @@ Result<std::optional<TimePoint>> SqliteStore::NextDueAt(std::string_view queue) 
   }
   q->Reset();
   return due;
+}
+
+}  // namespace retraced::sqlite
+
+namespace retraced::sqlite {
+namespace {
+
+// PRAGMA data_version changes whenever another connection commits to the
+// file: reading it is cheap (no I/O), so the signal polls it every millisecond.
+class SqliteSignal final : public JobSignal {
+ public:
+  explicit SqliteSignal(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+
+  Result<int64_t> Version() {
+    RETRACED_ASSIGN_OR_RETURN(Stmt * q, db_->Prepare("PRAGMA data_version"));
+    RETRACED_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) return Status::Internal("PRAGMA data_version returned no row");
+    int64_t v = q->Int(0);
+    q->Reset();
+    return v;
+  }
+
+  Result<bool> Wait(Millis timeout) override {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      RETRACED_ASSIGN_OR_RETURN(int64_t v, Version());
+      if (v != last_) {
+        last_ = v;
+        return true;
+      }
+      if (std::chrono::steady_clock::now() >= until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  int64_t last_ = 0;
+
+ private:
+  std::unique_ptr<Db> db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<JobSignal>> SqliteStore::WatchQueues(std::span<const std::string>) {
+  RETRACED_ASSIGN_OR_RETURN(std::unique_ptr<Db> db, Db::Open(db_->path()));
+  auto signal = std::make_unique<SqliteSignal>(std::move(db));
+  RETRACED_ASSIGN_OR_RETURN(signal->last_, signal->Version());
+  return std::unique_ptr<JobSignal>(std::move(signal));
 }
 
 }  // namespace retraced::sqlite

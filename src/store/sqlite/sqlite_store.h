@@ -45,6 +45,7 @@ class SqliteStore final : public Store {
   Result<std::vector<QueueStats>> Stats(std::optional<std::string_view> queue) override;
   Result<int64_t> ApplyRetention() override;
   Result<std::optional<TimePoint>> NextDueAt(std::string_view queue) override;
+  Result<std::unique_ptr<JobSignal>> WatchQueues(std::span<const std::string> queues) override;
   TimePoint Now() override { return clock_.Now(); }
 
   // The schema version the file is at.

@@ -6,6 +6,7 @@
 -- KEYS[4] unique    hash: unique key -> id of the live job holding it
 -- KEYS[5] all       sorted set of every job, score its insertion number
 -- KEYS[6] counters  hash of queue counters
+-- KEYS[7] signal    stream that wakes idle workers (XREAD BLOCK): one entry per call that added jobs
 -- ARGV[1] now_ms    "" for the server's clock (TIME), or the store's own clock
 -- ARGV[2] actor     who enqueues (recorded on the event)
 -- ARGV[3] count     N, then 12 values per job:
@@ -72,5 +73,8 @@ for i = 0, count - 1 do
     out[#out + 1] = {1, id, ''}
   end
 end
-if created > 0 then redis.call('HINCRBY', counters, 'enqueued', created) end
+if created > 0 then
+  redis.call('HINCRBY', counters, 'enqueued', created)
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100, '*', 'enqueued', created)
+end
 return out

@@ -1,7 +1,7 @@
 -- replay: puts a dead or cancelled job back to ready as a manual replay.
 --
 -- KEYS[1] prefix    KEYS[2] ready    KEYS[3] dead    KEYS[4] cancelled
--- KEYS[5] unique    KEYS[6] counters
+-- KEYS[5] unique    KEYS[6] counters    KEYS[7] signal (stream that wakes idle workers)
 -- ARGV[1] now_ms (required)   ARGV[2] id   ARGV[3] by   ARGV[4] note
 -- ARGV[5] mode ("fresh" | "more=N")   ARGV[6] budget ("" for fresh)
 -- ARGV[7] deadline_ms ("" to keep)   ARGV[8] event note
@@ -30,4 +30,5 @@ if ARGV[7] ~= '' then redis.call('HSET', job, 'deadline', ARGV[7]) end
 redis.call('ZADD', ready, now - tonumber(f[4]) * 17592186044416, id)
 redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, f[1], 'ready', 'replayed', ARGV[3], ARGV[8]}))
 redis.call('HINCRBY', counters, 'replayed', 1)
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100, '*', 'replayed', id)
 return {1}
