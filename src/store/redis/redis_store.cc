@@ -146,11 +146,15 @@ Result<std::vector<std::string>> RedisStore::Queues() {
 
 Result<std::optional<RedisStore::Fields>> RedisStore::LoadFields(const QueueKeys& k,
                                                                  std::string_view id) {
-  RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Command({"HGETALL", k.Job(id)}));
-  if (r.elements.empty()) return std::optional<Fields>();
+  // The hash and the payload (the history's first element), in one round trip.
+  RETRACED_ASSIGN_OR_RETURN(
+      std::vector<Reply> r,
+      conn_->Pipeline({{"HGETALL", k.Job(id)}, {"LINDEX", k.History(id), "0"}}));
+  if (r[0].elements.empty()) return std::optional<Fields>();
   Fields f;
-  for (size_t i = 0; i + 1 < r.elements.size(); i += 2)
-    f[r.elements[i].str] = r.elements[i + 1].str;
+  for (size_t i = 0; i + 1 < r[0].elements.size(); i += 2)
+    f[r[0].elements[i].str] = r[0].elements[i + 1].str;
+  if (!r[1].IsNil()) f["payload"] = r[1].str;
   return std::optional<Fields>(std::move(f));
 }
 
@@ -211,40 +215,64 @@ Result<Job> RedisStore::LoadJob(const std::string& queue, std::string_view id) {
   RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id));
   if (!f) return Status::NotFound("no job " + std::string(id));
   RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(queue, *f));
-  RETRACED_ASSIGN_OR_RETURN(Reply hist, conn_->Command({"LRANGE", k.History(id), "0", "-1"}));
+  RETRACED_ASSIGN_OR_RETURN(Reply hist, conn_->Command({"LRANGE", k.History(id), "1", "-1"}));
+  RETRACED_RETURN_IF_ERROR(ParseHistory(hist.elements, s.job));
+  return std::move(s.job);
+}
+
+// The history records after the payload (docs/redis-schema.md): events
+// ("e"), attempt starts ("a", which carry the 'claimed' event) and attempt
+// ends ("x", which carry the event of the move they made, unless written by a
+// cancel, which records its own).
+Status RedisStore::ParseHistory(const std::vector<Reply>& records, Job& job) {
   std::map<int, Attempt> attempts;
-  for (const Reply& item : hist.elements) {
+  const std::string bad = "bad history record of " + job.id;
+  for (const Reply& item : records) {
     Result<Json> rec = ParseJson(item.str);
-    if (!rec.ok() || !rec->is_array() || rec->empty())
-      return Status::Internal("bad history record of " + std::string(id));
+    if (!rec.ok() || !rec->is_array() || rec->empty()) return Status::Internal(bad);
     const Json& r = *rec;
     const std::string kind = r[0];
-    if (kind == "e") {
-      Event e;
-      e.at = FromUnixMillis(r[1].get<int64_t>());
-      if (!r[2].get<std::string>().empty()) e.from = *ParseJobState(r[2].get<std::string>());
-      if (!r[3].get<std::string>().empty()) e.to = *ParseJobState(r[3].get<std::string>());
-      e.reason = r[4];
-      e.actor = r[5];
-      e.note = r[6];
-      s.job.events.push_back(std::move(e));
-    } else if (kind == "a") {
-      Attempt& a = attempts[r[1].get<int>()];
-      a.n = r[1];
-      a.trigger = *ParseTrigger(r[2].get<std::string>());
-      a.worker = r[3];
-      a.started_at = FromUnixMillis(r[4].get<int64_t>());
-      a.lateness = Millis(r[5].get<int64_t>());
-    } else if (kind == "x") {
-      Attempt& a = attempts[r[1].get<int>()];
-      a.ended_at = FromUnixMillis(r[2].get<int64_t>());
-      if (!r[3].is_null()) a.outcome = *ParseOutcome(r[3].get<std::string>());
-      if (!r[4].is_null()) a.error = *ErrorFromJson(r[4]);
-      if (!r[5].is_null()) a.decision = *DecisionFromJson(r[5]);
+    try {
+      if (kind == "e") {
+        Event e;
+        e.at = FromUnixMillis(r[1].get<int64_t>());
+        if (!r[2].get<std::string>().empty()) e.from = *ParseJobState(r[2].get<std::string>());
+        if (!r[3].get<std::string>().empty()) e.to = *ParseJobState(r[3].get<std::string>());
+        e.reason = r[4];
+        e.actor = r[5];
+        e.note = r[6];
+        job.events.push_back(std::move(e));
+      } else if (kind == "a") {
+        Attempt& a = attempts[r[1].get<int>()];
+        a.n = r[1];
+        a.trigger = *ParseTrigger(r[2].get<std::string>());
+        a.worker = r[3];
+        a.started_at = FromUnixMillis(r[4].get<int64_t>());
+        a.lateness = Millis(r[5].get<int64_t>());
+        job.events.push_back(
+            Event{a.started_at, JobState::kReady, JobState::kActive, "claimed", a.worker,
+                  "attempt " + std::to_string(a.n) + " (" + std::string(Name(a.trigger)) + ")"});
+      } else if (kind == "x") {
+        Attempt& a = attempts[r[1].get<int>()];
+        a.ended_at = FromUnixMillis(r[2].get<int64_t>());
+        if (!r[3].is_null()) a.outcome = *ParseOutcome(r[3].get<std::string>());
+        if (!r[4].is_null()) a.error = *ErrorFromJson(r[4]);
+        if (!r[5].is_null()) {
+          a.decision = *DecisionFromJson(r[5]);
+        } else if (a.outcome == Outcome::kSucceeded) {
+          a.decision = SuccessDecision();
+        }
+        if (r.size() >= 10) {
+          job.events.push_back(Event{*a.ended_at, JobState::kActive,
+                                     *ParseJobState(r[6].get<std::string>()), r[7], r[8], r[9]});
+        }
+      }
+    } catch (const Json::exception&) {
+      return Status::Internal(bad);
     }
   }
-  for (auto& [n, a] : attempts) s.job.attempts.push_back(std::move(a));
-  return std::move(s.job);
+  for (auto& [n, a] : attempts) job.attempts.push_back(std::move(a));
+  return Status::Ok();
 }
 
 Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> jobs,
@@ -398,13 +426,15 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
     JobState to = d.action == Action::kRetry
                       ? (d.delay.count() == 0 ? JobState::kReady : JobState::kRetryWait)
                       : JobState::kDead;
-    Json end = Json::array({"x", token, Ms(now), Name(outcome), ToJson(error.error), ToJson(d)});
+    const std::string event_name = !event.empty()               ? std::string(event)
+                                   : d.action == Action::kRetry ? "retry_scheduled"
+                                                                : "dead";
+    Json end = Json::array({"x", token, Ms(now), Name(outcome), ToJson(error.error), ToJson(d),
+                            Name(to), event_name, actor, d.reason});
     std::string counters = outcome == Outcome::kLeaseExpired ? "lease_expired" : "failed";
     counters += d.action == Action::kRetry ? ",retries_scheduled"
                                            : ",dead_" + std::string(Name(*d.dead_reason));
-    args[6] = !event.empty()               ? std::string(event)
-              : d.action == Action::kRetry ? "retry_scheduled"
-                                           : "dead";
+    args[6] = event_name;
     args[7] = std::string(Name(to));
     args[8] = d.next_run_at ? MsText(*d.next_run_at) : "";
     args[9] = d.action == Action::kRetry
@@ -482,11 +512,10 @@ Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> ite
     auto q = queues.find(items[i].lease.job_id);
     if (q != queues.end()) groups[{q->second, items[i].worker}].push_back(i);
   }
-  const std::string success = DumpJson(ToJson(SuccessDecision()));
   std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
   for (const auto& [group, indexes] : groups) {
     QueueKeys k(group.first);
-    std::vector<std::string> args = {NowArg(), group.second, success};
+    std::vector<std::string> args = {NowArg(), group.second, DumpJson(Json(group.second))};
     for (size_t i : indexes) {
       args.push_back(items[i].lease.job_id);
       args.push_back(std::to_string(items[i].lease.token));

@@ -73,6 +73,7 @@ class RedisStore final : public Store {
   Result<std::optional<Fields>> LoadFields(const QueueKeys& k, std::string_view id);
   Result<JobSummary> ToSummary(const std::string& queue, const Fields& f);
   Result<Job> LoadJob(const std::string& queue, std::string_view id);
+  static Status ParseHistory(const std::vector<Reply>& records, Job& job);
   // Ends the attempt `token` of job `id` as the policy decides; nullopt when
   // the lease is not the job's (recorded as a refusal when `record_refusal`).
   // `loaded` is the job's hash when the caller has just read it, else null.

@@ -15,7 +15,8 @@
 -- Returns: {now_ms, job...} where each job is
 --   {id, type, payload, policy, priority, token, created, run_at, unique|false,
 --    timeout|false, deadline|false, trigger, lateness_ms}
--- The token is the attempt number; the lease expires at now + lease_ms.
+-- The token is the attempt number; the lease expires at now + lease_ms. The
+-- payload is the first element of the job's history list (PREFIX hist:ID).
 
 -- Now: the server's clock, unless the store was given a clock (tests).
 local now
@@ -42,28 +43,30 @@ for _, due in ipairs({KEYS[3], KEYS[4]}) do
 end
 
 local out = {now}
-local ids = redis.call('ZRANGE', ready, 0, max - 1)
+local popped = redis.call('ZPOPMIN', ready, max)
 local by_trigger = {}
-for _, id in ipairs(ids) do
+local claimed = 0
+for i = 1, #popped, 2 do
+  local id = popped[i]
   local job = prefix .. 'job:' .. id
-  local token = redis.call('HINCRBY', job, 'n', 1)
-  local f = redis.call('HMGET', job, 'type', 'payload', 'policy', 'prio', 'created', 'run_at',
+  local hist = prefix .. 'hist:' .. id
+  local f = redis.call('HMGET', job, 'n', 'type', 'policy', 'prio', 'created', 'run_at',
                        'unique', 'timeout', 'deadline', 'trigger')
-  redis.call('HSET', job, 'state', 'active', 'worker', worker, 'lease', now + lease, 'updated', now)
-  redis.call('ZREM', ready, id)
+  local token = tonumber(f[1]) + 1
+  redis.call('HSET', job, 'n', token, 'state', 'active', 'worker', worker, 'lease', now + lease,
+             'updated', now)
   redis.call('ZADD', active, now + lease, id)
   local run_at = tonumber(f[6])
   local trigger = f[10]
-  local hist = prefix .. 'hist:' .. id
-  redis.call('RPUSH', hist, cjson.encode({'a', token, trigger, worker, now, now - run_at}),
-             cjson.encode({'e', now, 'ready', 'active', 'claimed', worker,
-                           'attempt ' .. token .. ' (' .. trigger .. ')'}))
+  -- One record starts the attempt; readers derive the 'claimed' event from it.
+  redis.call('RPUSH', hist, cjson.encode({'a', token, trigger, worker, now, now - run_at}))
   by_trigger[trigger] = (by_trigger[trigger] or 0) + 1
-  out[#out + 1] = {id, f[1], f[2], f[3], f[4], token, f[5], f[6], f[7], f[8], f[9], trigger,
-                   now - run_at}
+  claimed = claimed + 1
+  out[#out + 1] = {id, f[2], redis.call('LINDEX', hist, 0), f[3], f[4], token, f[5], f[6], f[7],
+                   f[8], f[9], trigger, now - run_at}
 end
-if #ids > 0 then
-  redis.call('HINCRBY', counters, 'attempts', #ids)
+if claimed > 0 then
+  redis.call('HINCRBY', counters, 'attempts', claimed)
   for trigger, n in pairs(by_trigger) do redis.call('HINCRBY', counters, 'attempts_' .. trigger, n) end
 end
 return out

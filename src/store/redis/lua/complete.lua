@@ -8,7 +8,7 @@
 -- KEYS[5] completed  sorted set, score when completed
 -- ARGV[1] now_ms     "" for the server's clock (TIME), or the store's own clock
 -- ARGV[2] actor      the worker id (recorded on the event)
--- ARGV[3] decision   JSON of a success's decision, recorded on each attempt
+-- ARGV[3] actor_json the actor as a JSON string
 -- ARGV[4..] id, token pairs
 --
 -- Returns: {now_ms, status...}, one status per pair: 1 completed; -1 no such
@@ -23,7 +23,7 @@ else
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local prefix, counters, unique, active, completed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local actor, decision = ARGV[2], ARGV[3]
+local actor, actor_json = ARGV[2], ARGV[3]
 local out = {now}
 local done, refused = 0, 0
 for i = 4, #ARGV - 1, 2 do
@@ -45,8 +45,9 @@ for i = 4, #ARGV - 1, 2 do
     redis.call('HDEL', job, 'worker', 'lease')
     redis.call('ZADD', completed, now, id)
     if f[3] and redis.call('HGET', unique, f[3]) == id then redis.call('HDEL', unique, f[3]) end
-    redis.call('RPUSH', hist, '["x",' .. token .. ',' .. now .. ',"succeeded",null,' .. decision .. ']',
-               cjson.encode({'e', now, 'active', 'completed', 'succeeded', actor, ''}))
+    -- The end record with its event (a success's decision is implied).
+    redis.call('RPUSH', hist, '["x",' .. token .. ',' .. now .. ',"succeeded",null,null,' ..
+               '"completed","succeeded",' .. actor_json .. ',""]')
     done = done + 1
     out[#out + 1] = 1
   end

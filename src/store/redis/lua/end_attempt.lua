@@ -20,7 +20,8 @@
 -- ARGV[10] trigger         the next attempt's trigger ("" to keep)
 -- ARGV[11] last_delay_ms   ("" to keep)
 -- ARGV[12] streak          lease expirations in a row ("" to keep)
--- ARGV[13] end_record      JSON history record of the attempt's end
+-- ARGV[13] end_record      JSON history record of the attempt's end, carrying its event
+--                          (readers derive the event from it; a refusal adds its own)
 -- ARGV[14] note            the event's note (the decision's reason)
 -- ARGV[15] counters        comma-separated counter names to increment
 -- ARGV[16] last_error      JSON [class, code, message, signature], or ""
@@ -74,6 +75,6 @@ if ARGV[16] ~= '' then
   local e = cjson.decode(ARGV[16])
   redis.call('HSET', job, 'err_class', e[1], 'err_code', e[2], 'err_msg', e[3], 'err_sig', e[4])
 end
-redis.call('RPUSH', hist, ARGV[13], cjson.encode({'e', now, 'active', to, ARGV[7], actor, ARGV[14]}))
+redis.call('RPUSH', hist, ARGV[13])
 for name in string.gmatch(ARGV[15], '[^,]+') do redis.call('HINCRBY', counters, name, 1) end
 return {1}

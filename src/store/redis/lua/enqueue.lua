@@ -1,6 +1,8 @@
 -- enqueue: adds a batch of jobs to one queue, atomically.
 --
--- KEYS[1] prefix    "rt:{QUEUE}:" (job keys are PREFIX job:ID and PREFIX hist:ID)
+-- KEYS[1] prefix    "rt:{QUEUE}:" (job keys are PREFIX job:ID and PREFIX hist:ID; the
+--                   payload is the history list's first element, which keeps the job
+--                   hash small enough for Redis's compact listpack encoding)
 -- KEYS[2] ready     sorted set, score run_at - priority * 2^44
 -- KEYS[3] scheduled sorted set, score run_at
 -- KEYS[4] unique    hash: unique key -> id of the live job holding it
@@ -47,7 +49,7 @@ for i = 0, count - 1 do
     out[#out + 1] = {0, id, 'a job with id ' .. id .. ' exists'}
   else
     local state = run_at > now and 'scheduled' or 'ready'
-    redis.call('HSET', job, 'id', id, 'type', jtype, 'payload', payload, 'policy', policy,
+    redis.call('HSET', job, 'id', id, 'type', jtype, 'policy', policy,
                'state', state, 'prio', prio, 'n', 0, 'created', now, 'updated', now,
                'run_at', run_at, 'seq', seq, 'trigger', 'initial',
                'seq_start', 1, 'last_delay', 0, 'streak', 0)
@@ -68,7 +70,8 @@ for i = 0, count - 1 do
       note = ''
     end
     redis.call('ZADD', all, seq, id)
-    redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, '', state, 'enqueued', actor, note}))
+    redis.call('RPUSH', prefix .. 'hist:' .. id, payload,
+               cjson.encode({'e', now, '', state, 'enqueued', actor, note}))
     created = created + 1
     out[#out + 1] = {1, id, ''}
   end
