@@ -101,7 +101,8 @@ class RedisScriptTest : public ::testing::Test {
                      dead_reason.empty() ? "" : R"(["evidence line"])"});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_FALSE(r->IsError()) << r->str;
-    return *r;
+    EXPECT_EQ(r->elements.size(), 1u) << "one reply per job";
+    return r->elements.empty() ? Reply() : r->elements[0];
   }
 
   Script enqueue_ = Load("enqueue.lua"), claim_ = Load("claim.lua");
@@ -235,6 +236,53 @@ TEST_F(RedisScriptTest, ClaimMakesScheduledJobsReadyOnlyWhenDue) {
   EXPECT_EQ(h[1][3], "ready");
   EXPECT_EQ(h[1][4], "due");
   EXPECT_EQ(h[1][5], "system");
+}
+
+TEST_F(RedisScriptTest, EndAttemptTakesABatchAndCountsOnce) {
+  Enqueue({{.id = "one"}, {.id = "two"}, {.id = "three"}});
+  Claim(3);
+  QueueKeys k("q");
+  std::vector<std::string> args;
+  for (const auto& [id, token] : std::vector<std::pair<std::string, std::string>>{
+           {"one", "1"}, {"two", "2"}, {"three", "1"}}) {
+    std::vector<std::string> one = {std::to_string(Now()),
+                                    id,
+                                    token,
+                                    "w1",
+                                    "failure",
+                                    "1",
+                                    "dead",
+                                    "dead",
+                                    "",
+                                    "",
+                                    "",
+                                    "0",
+                                    R"(["x",1,0,"failed",null,null])",
+                                    "why",
+                                    "failed,dead_x",
+                                    R"(["permanent","X","boom","boom"])",
+                                    "permanent_error",
+                                    R"(["evidence line"])"};
+    args.insert(args.end(), one.begin(), one.end());
+  }
+  Result<Reply> r =
+      conn_->Eval(end_,
+                  {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.Ready(), k.RetryWait(),
+                   k.State(JobState::kCompleted), k.State(JobState::kDead)},
+                  args);
+  ASSERT_TRUE(r.ok() && !r->IsError()) << (r.ok() ? r->str : r.status().ToString());
+  ASSERT_EQ(r->elements.size(), 3u) << "one reply per job, in order";
+  EXPECT_EQ(r->elements[0].elements[0].integer, 1);
+  EXPECT_EQ(r->elements[1].elements[0].integer, 0) << "token 2 is not two's";
+  EXPECT_EQ(r->elements[1].elements[2].integer, 1);
+  EXPECT_EQ(r->elements[2].elements[0].integer, 1);
+  EXPECT_EQ(Field("one", "state"), "dead");
+  EXPECT_EQ(Field("one", "dead_reason"), "permanent_error");
+  EXPECT_EQ(Field("one", "err_code"), "X");
+  EXPECT_EQ(Field("two", "state"), "active");
+  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "dead_x"})->str, "2");
+  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "failed"})->str, "2");
+  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "stale_refused"})->str, "1");
 }
 
 TEST_F(RedisScriptTest, EndAttemptAppliesTheDecisionUnderTheLease) {

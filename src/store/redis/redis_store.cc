@@ -50,13 +50,59 @@ std::string Str(const Reply& r) {
 
 }  // namespace
 
+namespace {
+// The connection the calling thread's current store operation holds (see Borrow).
+thread_local RedisStore::PooledConnection* current_connection = nullptr;
+}  // namespace
+
 RedisStore::RedisStore(std::unique_ptr<Connection> conn, const StoreOptions& options)
-    : conn_(std::move(conn)),
+    : address_(conn->address()),
       options_(options),
       ids_(options.clock ? *options.clock : system_clock_, std::random_device{}()) {
+  idle_.push_back(NewPooled(std::move(conn)));
+}
+
+std::unique_ptr<RedisStore::PooledConnection> RedisStore::NewPooled(
+    std::unique_ptr<Connection> conn) {
+  auto p = std::make_unique<PooledConnection>();
+  p->conn = std::move(conn);
   for (const EmbeddedFile& f : RedisScriptFiles()) {
-    scripts_.emplace(std::string(f.name), Script{std::string(f.name), std::string(f.text), ""});
+    p->scripts.emplace(std::string(f.name), Script{std::string(f.name), std::string(f.text), ""});
   }
+  return p;
+}
+
+RedisStore::Borrow::Borrow(RedisStore& store) : store_(store), previous_(current_connection) {
+  {
+    std::lock_guard lock(store_.pool_mu_);
+    if (!store_.idle_.empty()) {
+      mine_ = std::move(store_.idle_.back());
+      store_.idle_.pop_back();
+    }
+  }
+  if (!mine_) {
+    Result<std::unique_ptr<Connection>> conn = Connection::Open(store_.address_);
+    if (!conn.ok()) {
+      status_ = conn.status();
+      return;
+    }
+    mine_ = store_.NewPooled(std::move(*conn));
+  }
+  current_connection = mine_.get();
+}
+
+RedisStore::Borrow::~Borrow() {
+  current_connection = previous_;
+  if (!mine_) return;
+  std::lock_guard lock(store_.pool_mu_);
+  // Connections beyond what the busiest moment needed are few: keep up to 16.
+  if (store_.idle_.size() < 16) store_.idle_.push_back(std::move(mine_));
+}
+
+Connection& RedisStore::Conn() { return *current_connection->conn; }
+
+Script& RedisStore::ScriptNamed(std::string_view name) {
+  return current_connection->scripts.find(name)->second;
 }
 
 Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
@@ -68,13 +114,14 @@ Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
 
 Result<TimePoint> RedisStore::NowLocked() {
   if (options_.clock) return options_.clock->Now();
-  RETRACED_ASSIGN_OR_RETURN(Reply t, conn_->Command({"TIME"}));
+  RETRACED_ASSIGN_OR_RETURN(Reply t, Conn().Command({"TIME"}));
   if (t.elements.size() != 2) return Status::Internal("TIME: unexpected reply");
   return FromUnixMillis(ToInt(t.elements[0].str) * 1000 + ToInt(t.elements[1].str) / 1000);
 }
 
 TimePoint RedisStore::Now() {
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  if (!borrowed.status().ok()) return system_clock_.Now();
   Result<TimePoint> t = NowLocked();
   return t.ok() ? *t : system_clock_.Now();
 }
@@ -83,16 +130,18 @@ std::string RedisStore::NowArg() { return options_.clock ? MsText(options_.clock
 
 Result<Reply> RedisStore::Run(std::string_view script, const std::vector<std::string>& keys,
                               const std::vector<std::string>& args) {
-  auto it = scripts_.find(script);
-  if (it == scripts_.end()) return Status::Internal("no script " + std::string(script));
-  RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Eval(it->second, keys, args));
+  auto it = current_connection->scripts.find(script);
+  if (it == current_connection->scripts.end()) {
+    return Status::Internal("no script " + std::string(script));
+  }
+  RETRACED_ASSIGN_OR_RETURN(Reply r, Conn().Eval(it->second, keys, args));
   if (r.IsError()) return Status::Internal("script " + std::string(script) + ": " + r.str);
   return r;
 }
 
 Result<std::optional<std::string>> RedisStore::QueueOf(std::string_view id) {
   RETRACED_ASSIGN_OR_RETURN(Reply r,
-                            conn_->Command({"HGET", std::string(kJobQueueKey), std::string(id)}));
+                            Conn().Command({"HGET", std::string(kJobQueueKey), std::string(id)}));
   if (r.IsNil()) return std::optional<std::string>();
   return std::optional<std::string>(r.str);
 }
@@ -103,7 +152,7 @@ Result<std::map<std::string, std::string>> RedisStore::QueuesOf(
   if (ids.empty()) return out;
   std::vector<std::string> cmd = {"HMGET", std::string(kJobQueueKey)};
   cmd.insert(cmd.end(), ids.begin(), ids.end());
-  RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Command(cmd));
+  RETRACED_ASSIGN_OR_RETURN(Reply r, Conn().Command(cmd));
   for (size_t i = 0; i < ids.size() && i < r.elements.size(); ++i) {
     if (!r.elements[i].IsNil()) out[ids[i]] = r.elements[i].str;
   }
@@ -114,12 +163,15 @@ Result<std::map<std::string, std::string>> RedisStore::ClaimedQueuesOf(
     const std::vector<std::string>& ids) {
   std::map<std::string, std::string> out;
   std::vector<std::string> unknown;
-  for (const std::string& id : ids) {
-    auto it = claimed_queues_.find(id);
-    if (it != claimed_queues_.end()) {
-      out[id] = it->second;
-    } else {
-      unknown.push_back(id);
+  {
+    std::lock_guard lock(cache_mu_);
+    for (const std::string& id : ids) {
+      auto it = claimed_queues_.find(id);
+      if (it != claimed_queues_.end()) {
+        out[id] = it->second;
+      } else {
+        unknown.push_back(id);
+      }
     }
   }
   RETRACED_ASSIGN_OR_RETURN(auto looked_up, QueuesOf(unknown));
@@ -130,14 +182,18 @@ Result<std::map<std::string, std::string>> RedisStore::ClaimedQueuesOf(
 void RedisStore::RememberClaimed(const std::string& id, const std::string& queue) {
   // Bounded: a worker holds at most a few thousand jobs; anything past that is
   // a leak (jobs claimed and never ended here), and a lookup is only slower.
+  std::lock_guard lock(cache_mu_);
   if (claimed_queues_.size() >= 100'000) claimed_queues_.clear();
   claimed_queues_[id] = queue;
 }
 
-void RedisStore::ForgetClaimed(const std::string& id) { claimed_queues_.erase(id); }
+void RedisStore::ForgetClaimed(const std::string& id) {
+  std::lock_guard lock(cache_mu_);
+  claimed_queues_.erase(id);
+}
 
 Result<std::vector<std::string>> RedisStore::Queues() {
-  RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Command({"SMEMBERS", std::string(kQueuesKey)}));
+  RETRACED_ASSIGN_OR_RETURN(Reply r, Conn().Command({"SMEMBERS", std::string(kQueuesKey)}));
   std::vector<std::string> out;
   for (const Reply& e : r.elements) out.push_back(e.str);
   std::sort(out.begin(), out.end());
@@ -149,7 +205,7 @@ Result<std::optional<RedisStore::Fields>> RedisStore::LoadFields(const QueueKeys
   // The hash and the payload (the history's first element), in one round trip.
   RETRACED_ASSIGN_OR_RETURN(
       std::vector<Reply> r,
-      conn_->Pipeline({{"HGETALL", k.Job(id)}, {"LINDEX", k.History(id), "0"}}));
+      Conn().Pipeline({{"HGETALL", k.Job(id)}, {"LINDEX", k.History(id), "0"}}));
   if (r[0].elements.empty()) return std::optional<Fields>();
   Fields f;
   for (size_t i = 0; i + 1 < r[0].elements.size(); i += 2)
@@ -215,7 +271,7 @@ Result<Job> RedisStore::LoadJob(const std::string& queue, std::string_view id) {
   RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id));
   if (!f) return Status::NotFound("no job " + std::string(id));
   RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(queue, *f));
-  RETRACED_ASSIGN_OR_RETURN(Reply hist, conn_->Command({"LRANGE", k.History(id), "1", "-1"}));
+  RETRACED_ASSIGN_OR_RETURN(Reply hist, Conn().Command({"LRANGE", k.History(id), "1", "-1"}));
   RETRACED_RETURN_IF_ERROR(ParseHistory(hist.elements, s.job));
   return std::move(s.job);
 }
@@ -278,7 +334,8 @@ Status RedisStore::ParseHistory(const std::vector<Reply>& records, Job& job) {
 Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> jobs,
                                                        std::string_view actor) {
   RETRACED_RETURN_IF_ERROR(internal::CheckActor("enqueue actor", actor));
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
   RETRACED_ASSIGN_OR_RETURN(std::vector<Job> built, internal::BuildNewJobs(jobs, now, ids_));
   for (size_t i = 0; i < built.size(); ++i) {
@@ -301,7 +358,7 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     }
   }
   for (const auto& [queue, indexes] : by_queue) {
-    RETRACED_ASSIGN_OR_RETURN(Reply seq, conn_->Command({"INCRBY", std::string(kSeqKey),
+    RETRACED_ASSIGN_OR_RETURN(Reply seq, Conn().Command({"INCRBY", std::string(kSeqKey),
                                                          std::to_string(indexes.size())}));
     int64_t first = seq.integer - static_cast<int64_t>(indexes.size()) + 1;
     QueueKeys k(queue);
@@ -331,7 +388,7 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
       out.note = one.elements[2].str;
       if (out.created) index_cmds.push_back({"HSET", std::string(kJobQueueKey), out.id, queue});
     }
-    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, conn_->Pipeline(index_cmds));
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, Conn().Pipeline(index_cmds));
     (void)done;
   }
   return results;
@@ -339,7 +396,8 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
 
 Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
   RETRACED_RETURN_IF_ERROR(internal::CheckClaim(req));
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   QueueKeys k(req.queue);
   RETRACED_ASSIGN_OR_RETURN(
       Reply r,
@@ -358,7 +416,7 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
     j.payload = e[2].str;
     RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(e[3].str));
     j.priority = static_cast<int>(ToInt(Str(e[4])));
-    j.attempt_count = static_cast<int>(e[5].integer);
+    j.attempt_count = static_cast<int>(ToInt(Str(e[5])));
     j.state = JobState::kActive;
     j.created_at = FromUnixMillis(ToInt(Str(e[6])));
     j.run_at = FromUnixMillis(ToInt(Str(e[7])));
@@ -498,11 +556,13 @@ Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
   RETRACED_ASSIGN_OR_RETURN(EndPlan plan, PlanEnd(queue, id, token, outcome, error, actor, event,
                                                   what, record_refusal, now, f));
   RETRACED_ASSIGN_OR_RETURN(Reply r, Run("end_attempt.lua", plan.keys, plan.args));
-  return Applied(plan, r, refusal);
+  if (r.elements.size() != 1) return Status::Internal("end_attempt.lua: unexpected reply");
+  return Applied(plan, r.elements[0], refusal);
 }
 
 Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> items) {
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   std::vector<std::string> ids;
   for (const Completion& c : items) ids.push_back(c.lease.job_id);
   RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
@@ -526,8 +586,7 @@ Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> ite
   }
   std::vector<Reply> replies;
   if (!calls.empty()) {
-    RETRACED_ASSIGN_OR_RETURN(replies,
-                              conn_->EvalMany(scripts_.find("complete.lua")->second, calls));
+    RETRACED_ASSIGN_OR_RETURN(replies, Conn().EvalMany(ScriptNamed("complete.lua"), calls));
   }
   std::vector<Status> results(items.size(), Status::Ok());
   for (size_t i = 0; i < items.size(); ++i) {
@@ -565,7 +624,8 @@ Result<FailResult> RedisStore::Fail(const FailRequest& req) {
 
 Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const FailRequest> reqs) {
   RETRACED_RETURN_IF_ERROR(internal::CheckFailures(reqs));
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   std::vector<std::string> ids;
   for (const FailRequest& r : reqs) ids.push_back(r.lease.job_id);
   RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
@@ -577,7 +637,7 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
     auto q = queues.find(r.lease.job_id);
     if (q != queues.end()) reads.push_back({"HGETALL", QueueKeys(q->second).Job(r.lease.job_id)});
   }
-  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> read, conn_->Pipeline(reads));
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> read, Conn().Pipeline(reads));
   size_t next = 0;
   TimePoint now;
   if (options_.clock) {
@@ -588,7 +648,10 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
     now = FromUnixMillis(ToInt(t.elements[0].str) * 1000 + ToInt(t.elements[1].str) / 1000);
   }
   std::vector<std::optional<EndPlan>> plans(reqs.size());
+  // One end_attempt.lua call per queue, taking that queue's jobs in order.
   std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  std::map<std::string, size_t> call_of_queue;
+  std::vector<std::pair<size_t, size_t>> slot(reqs.size());  // (call, position in its reply)
   for (size_t i = 0; i < reqs.size(); ++i) {
     const FailRequest& r = reqs[i];
     auto q = queues.find(r.lease.job_id);
@@ -603,22 +666,29 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
     }
     RETRACED_ASSIGN_OR_RETURN(plans[i], PlanEnd(q->second, r.lease.job_id, r.lease.token, r.outcome,
                                                 r.error, r.worker, "", "failure", true, now, f));
-    calls.push_back({plans[i]->keys, plans[i]->args});
+    auto [c, added] = call_of_queue.emplace(q->second, calls.size());
+    if (added) calls.push_back({plans[i]->keys, {}});
+    std::vector<std::string>& args = calls[c->second].second;
+    slot[i] = {c->second, args.size() / plans[i]->args.size()};
+    args.insert(args.end(), plans[i]->args.begin(), plans[i]->args.end());
   }
   std::vector<Reply> replies;
   if (!calls.empty()) {
-    RETRACED_ASSIGN_OR_RETURN(replies,
-                              conn_->EvalMany(scripts_.find("end_attempt.lua")->second, calls));
+    RETRACED_ASSIGN_OR_RETURN(replies, Conn().EvalMany(ScriptNamed("end_attempt.lua"), calls));
+  }
+  for (const Reply& r : replies) {
+    if (r.IsError()) return Status::Internal("script end_attempt.lua: " + r.str);
   }
   std::vector<Result<FailResult>> out;
-  size_t call = 0;
   for (size_t i = 0; i < reqs.size(); ++i) {
     if (!plans[i]) {
       out.push_back(Status::NotFound("no job " + reqs[i].lease.job_id));
       continue;
     }
+    const std::vector<Reply>& per_job = replies[slot[i].first].elements;
+    if (slot[i].second >= per_job.size()) return Status::Internal("end_attempt.lua: short reply");
     std::string refusal;
-    Result<std::optional<Ended>> ended = Applied(*plans[i], replies[call++], &refusal);
+    Result<std::optional<Ended>> ended = Applied(*plans[i], per_job[slot[i].second], &refusal);
     if (!ended.ok()) {
       if (ended.status().code() != StatusCode::kNotFound) return ended.status();
       out.push_back(ended.status());
@@ -633,7 +703,8 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
 
 Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases, Millis lease) {
   RETRACED_RETURN_IF_ERROR(internal::CheckLeaseLength(lease));
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   std::vector<std::string> ids;
   for (const Lease& l : leases) ids.push_back(l.job_id);
   RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
@@ -656,7 +727,7 @@ Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases,
   std::vector<bool> extended(leases.size(), false);
   if (!calls.empty()) {
     RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                              conn_->EvalMany(scripts_.find("heartbeat.lua")->second, calls));
+                              Conn().EvalMany(ScriptNamed("heartbeat.lua"), calls));
     size_t c = 0;
     for (const auto& [queue, indexes] : by_queue) {
       const Reply& r = replies[c++];
@@ -677,7 +748,8 @@ Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases,
 Result<std::vector<Status>> RedisStore::Release(std::span<const Lease> leases,
                                                 std::string_view worker) {
   RETRACED_RETURN_IF_ERROR(internal::CheckActor("worker id", worker));
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   std::vector<Status> results;
   for (const Lease& l : leases) {
     RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(l.job_id));
@@ -706,7 +778,8 @@ Result<std::vector<Status>> RedisStore::Release(std::span<const Lease> leases,
 
 Result<std::vector<RecoveredJob>> RedisStore::RecoverExpired(int max) {
   RETRACED_RETURN_IF_ERROR(internal::CheckRecoverySize(max));
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, Queues());
   std::vector<RecoveredJob> out;
@@ -715,7 +788,7 @@ Result<std::vector<RecoveredJob>> RedisStore::RecoverExpired(int max) {
     QueueKeys k(queue);
     RETRACED_ASSIGN_OR_RETURN(
         Reply expired,
-        conn_->Command({"ZRANGEBYSCORE", k.Active(), "-inf", std::to_string(Ms(now) - 1), "LIMIT",
+        Conn().Command({"ZRANGEBYSCORE", k.Active(), "-inf", std::to_string(Ms(now) - 1), "LIMIT",
                         "0", std::to_string(max - out.size())}));
     for (const Reply& e : expired.elements) {
       RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, e.str));

@@ -2,7 +2,8 @@
 // change of a queue is one Lua script fenced by the lease token; time is the
 // Redis server's unless the store is given a clock.
 //
-// Thread-safe: calls are serialized on one connection.
+// Thread-safe: each call borrows a connection from a small pool (opening one
+// when none is free), so a worker's claims, acks and failures overlap.
 #ifndef RETRACED_STORE_REDIS_REDIS_STORE_H_
 #define RETRACED_STORE_REDIS_REDIS_STORE_H_
 
@@ -46,7 +47,33 @@ class RedisStore final : public Store {
   Result<std::unique_ptr<JobSignal>> WatchQueues(std::span<const std::string> queues) override;
   TimePoint Now() override;
 
+  // A connection with the SHAs of the scripts as loaded on it.
+  struct PooledConnection {
+    std::unique_ptr<Connection> conn;
+    std::map<std::string, Script, std::less<>> scripts;
+  };
+
  private:
+  // Holds a pooled connection for one operation and makes it the calling
+  // thread's current one (Conn()); gives it back when destroyed.
+  class Borrow {
+   public:
+    explicit Borrow(RedisStore& store);
+    ~Borrow();
+    Borrow(const Borrow&) = delete;
+    Borrow& operator=(const Borrow&) = delete;
+    const Status& status() const { return status_; }
+
+   private:
+    RedisStore& store_;
+    PooledConnection* previous_;
+    std::unique_ptr<PooledConnection> mine_;
+    Status status_ = Status::Ok();
+  };
+  std::unique_ptr<PooledConnection> NewPooled(std::unique_ptr<Connection> conn);
+  Connection& Conn();
+  Script& ScriptNamed(std::string_view name);
+
   // A job's hash, as read.
   using Fields = std::map<std::string, std::string>;
   struct Ended {
@@ -101,12 +128,13 @@ class RedisStore final : public Store {
   Result<int64_t> Remove(const std::string& queue, const std::vector<std::string>& ids,
                          std::string_view counter);
 
-  std::mutex mu_;
-  std::unique_ptr<Connection> conn_;
+  RedisAddress address_;
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<PooledConnection>> idle_;
   StoreOptions options_;
   SystemClock system_clock_;
   UlidGenerator ids_;
-  std::map<std::string, Script, std::less<>> scripts_;
+  std::mutex cache_mu_;
   std::unordered_map<std::string, std::string> claimed_queues_;  // id -> queue, while held
 };
 

@@ -34,7 +34,8 @@ Result<std::vector<std::string>> RedisStore::QueuesOrAll(const std::optional<std
 }
 
 Result<Job> RedisStore::GetJob(std::string_view id) {
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(id));
   if (!queue) return Status::NotFound("no job " + std::string(id));
   return LoadJob(*queue, id);
@@ -53,13 +54,14 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
       return Status::InvalidArgument("invalid cursor '" + filter.cursor + "'");
     }
   }
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, QueuesOrAll(filter.queue));
   // (seq, queue, id), newest first, across queues.
   std::vector<std::tuple<int64_t, std::string, std::string>> candidates;
   for (const std::string& q : queues) {
     RETRACED_ASSIGN_OR_RETURN(Reply r,
-                              conn_->Command({"ZREVRANGEBYSCORE", QueueKeys(q).All(),
+                              Conn().Command({"ZREVRANGEBYSCORE", QueueKeys(q).All(),
                                               "(" + std::to_string(before), "-inf", "WITHSCORES"}));
     for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
       int64_t seq = 0;
@@ -88,14 +90,15 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
 }
 
 Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, QueuesOrAll(filter.queue));
   std::vector<DeadGroup> groups;
   std::vector<int64_t> newest;
   for (const std::string& q : queues) {
     QueueKeys k(q);
     RETRACED_ASSIGN_OR_RETURN(Reply ids,
-                              conn_->Command({"ZRANGE", k.State(JobState::kDead), "0", "-1"}));
+                              Conn().Command({"ZRANGE", k.State(JobState::kDead), "0", "-1"}));
     for (const Reply& id : ids.elements) {
       RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id.str));
       if (!f) continue;
@@ -141,7 +144,8 @@ Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
   Replay mode;
   mode.mode = req.mode;
   mode.more = req.more;
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
   // Which jobs, checked before anything changes: (queue, id, policy).
   std::vector<std::tuple<std::string, std::string, std::string>> targets;
@@ -164,7 +168,7 @@ Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
     for (const std::string& q : queues) {
       QueueKeys k(q);
       RETRACED_ASSIGN_OR_RETURN(Reply ids,
-                                conn_->Command({"ZRANGE", k.State(JobState::kDead), "0", "-1"}));
+                                Conn().Command({"ZRANGE", k.State(JobState::kDead), "0", "-1"}));
       for (const Reply& id : ids.elements) {
         RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> fields, LoadFields(k, id.str));
         if (!fields) continue;
@@ -199,7 +203,8 @@ Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
 
 Status RedisStore::Cancel(std::string_view id, std::string_view by, std::string_view note) {
   RETRACED_RETURN_IF_ERROR(internal::CheckOperator(by));
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(id));
   if (!queue) return Status::NotFound("no job " + std::string(id));
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
@@ -242,7 +247,7 @@ Result<int64_t> RedisStore::Remove(const std::string& queue, const std::vector<s
   std::vector<std::vector<std::string>> unindex;
   for (const Reply& id : r.elements) unindex.push_back({"HDEL", std::string(kJobQueueKey), id.str});
   if (!unindex.empty()) {
-    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, conn_->Pipeline(unindex));
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, Conn().Pipeline(unindex));
     (void)done;
   }
   return static_cast<int64_t>(r.elements.size());
@@ -250,7 +255,8 @@ Result<int64_t> RedisStore::Remove(const std::string& queue, const std::vector<s
 
 Result<PurgeResult> RedisStore::Purge(const PurgeRequest& req) {
   RETRACED_RETURN_IF_ERROR(internal::CheckPurge(req));
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
   for (const std::string& id : req.ids) {
     RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> q, QueueOf(id));
@@ -277,7 +283,7 @@ Result<PurgeResult> RedisStore::Purge(const PurgeRequest& req) {
     std::vector<std::string> doomed;
     for (JobState s : states) {
       RETRACED_ASSIGN_OR_RETURN(Reply ids,
-                                conn_->Command({"ZRANGEBYSCORE", k.State(s), "-inf", max}));
+                                Conn().Command({"ZRANGEBYSCORE", k.State(s), "-inf", max}));
       for (const Reply& id : ids.elements) {
         if (req.ids.empty() || std::find(req.ids.begin(), req.ids.end(), id.str) != req.ids.end()) {
           doomed.push_back(id.str);
@@ -297,7 +303,8 @@ Result<PurgeResult> RedisStore::Purge(const PurgeRequest& req) {
 Result<int64_t> RedisStore::ApplyRetention() {
   const Retention& r = options_.retention;
   if (!r.completed_max_count && !r.completed_max_age && !r.dead_max_age) return int64_t{0};
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, Queues());
   int64_t total = 0;
@@ -305,7 +312,7 @@ Result<int64_t> RedisStore::ApplyRetention() {
     QueueKeys k(q);
     std::vector<std::string> doomed;
     auto take = [&](const std::vector<std::string>& cmd) -> Status {
-      RETRACED_ASSIGN_OR_RETURN(Reply ids, conn_->Command(cmd));
+      RETRACED_ASSIGN_OR_RETURN(Reply ids, Conn().Command(cmd));
       for (const Reply& id : ids.elements) doomed.push_back(id.str);
       return Status::Ok();
     };
@@ -318,7 +325,7 @@ Result<int64_t> RedisStore::ApplyRetention() {
                                      std::to_string(ToUnixMillis(now - *r.dead_max_age))}));
     }
     if (r.completed_max_count) {
-      RETRACED_ASSIGN_OR_RETURN(Reply n, conn_->Command({"ZCARD", k.State(JobState::kCompleted)}));
+      RETRACED_ASSIGN_OR_RETURN(Reply n, Conn().Command({"ZCARD", k.State(JobState::kCompleted)}));
       if (n.integer > *r.completed_max_count) {
         RETRACED_RETURN_IF_ERROR(take({"ZRANGE", k.State(JobState::kCompleted), "0",
                                        std::to_string(n.integer - *r.completed_max_count - 1)}));
@@ -333,7 +340,8 @@ Result<int64_t> RedisStore::ApplyRetention() {
 }
 
 Result<std::vector<QueueStats>> RedisStore::Stats(std::optional<std::string_view> queue) {
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues,
                             QueuesOrAll(queue ? std::optional<std::string>(*queue) : std::nullopt));
   std::vector<QueueStats> out;
@@ -342,7 +350,7 @@ Result<std::vector<QueueStats>> RedisStore::Stats(std::optional<std::string_view
     std::vector<std::vector<std::string>> cmds;
     for (JobState s : kAllStates) cmds.push_back({"ZCARD", k.State(s)});
     cmds.push_back({"HGETALL", k.Counters()});
-    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, conn_->Pipeline(cmds));
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Conn().Pipeline(cmds));
     QueueStats qs;
     qs.queue = q;
     for (size_t i = 0; i < std::size(kAllStates); ++i) {
@@ -362,10 +370,11 @@ Result<std::vector<QueueStats>> RedisStore::Stats(std::optional<std::string_view
 }
 
 Result<std::optional<TimePoint>> RedisStore::NextDueAt(std::string_view queue) {
-  std::lock_guard lock(mu_);
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
   QueueKeys k(queue);
   RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r,
-                            conn_->Pipeline({{"ZRANGE", k.Scheduled(), "0", "0", "WITHSCORES"},
+                            Conn().Pipeline({{"ZRANGE", k.Scheduled(), "0", "0", "WITHSCORES"},
                                              {"ZRANGE", k.RetryWait(), "0", "0", "WITHSCORES"}}));
   std::optional<TimePoint> due;
   for (const Reply& one : r) {
@@ -421,8 +430,7 @@ class RedisSignal final : public JobSignal {
 Result<std::unique_ptr<JobSignal>> RedisStore::WatchQueues(std::span<const std::string> queues) {
   ConnectionOptions options;
   options.io_timeout = Millis(60'000);  // longer than any wait
-  RETRACED_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn,
-                            Connection::Open(conn_->address(), options));
+  RETRACED_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(address_, options));
   std::vector<std::string> streams, last;
   for (const std::string& q : queues) {
     streams.push_back(QueueKeys(q).Signal());

@@ -42,6 +42,10 @@ for _, due in ipairs({KEYS[3], KEYS[4]}) do
   end
 end
 
+-- Numbers are turned into text once here, not per job: Lua formats every
+-- number it passes to Redis, and that dominated the per-job cost.
+local now_s, expires_s = tostring(now), tostring(now + lease)
+local worker_json = cjson.encode(worker)
 local out = {now}
 local popped = redis.call('ZPOPMIN', ready, max)
 local by_trigger = {}
@@ -52,18 +56,19 @@ for i = 1, #popped, 2 do
   local hist = prefix .. 'hist:' .. id
   local f = redis.call('HMGET', job, 'n', 'type', 'policy', 'prio', 'created', 'run_at',
                        'unique', 'timeout', 'deadline', 'trigger')
-  local token = tonumber(f[1]) + 1
-  redis.call('HSET', job, 'n', token, 'state', 'active', 'worker', worker, 'lease', now + lease,
-             'updated', now)
-  redis.call('ZADD', active, now + lease, id)
-  local run_at = tonumber(f[6])
+  local token = tostring(tonumber(f[1]) + 1)
+  redis.call('HSET', job, 'n', token, 'state', 'active', 'worker', worker, 'lease', expires_s,
+             'updated', now_s)
+  redis.call('ZADD', active, expires_s, id)
+  local lateness = now - tonumber(f[6])
   local trigger = f[10]
   -- One record starts the attempt; readers derive the 'claimed' event from it.
-  redis.call('RPUSH', hist, cjson.encode({'a', token, trigger, worker, now, now - run_at}))
+  redis.call('RPUSH', hist, '["a",' .. token .. ',"' .. trigger .. '",' .. worker_json .. ',' ..
+             now_s .. ',' .. lateness .. ']')
   by_trigger[trigger] = (by_trigger[trigger] or 0) + 1
   claimed = claimed + 1
-  out[#out + 1] = {id, f[2], redis.call('LINDEX', hist, 0), f[3], f[4], token, f[5], f[6], f[7],
-                   f[8], f[9], trigger, now - run_at}
+  out[#out + 1] = {id, f[2], redis.call('LINDEX', hist, 0), f[3], f[4], tonumber(token), f[5], f[6], f[7],
+                   f[8], f[9], trigger, lateness}
 end
 if claimed > 0 then
   redis.call('HINCRBY', counters, 'attempts', claimed)

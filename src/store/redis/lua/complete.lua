@@ -24,16 +24,17 @@ else
 end
 local prefix, counters, unique, active, completed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local actor, actor_json = ARGV[2], ARGV[3]
+local now_s = tostring(now)  -- once, not per job: formatting numbers is costly in Lua
 local out = {now}
 local done, refused = 0, 0
 for i = 4, #ARGV - 1, 2 do
-  local id, token = ARGV[i], tonumber(ARGV[i + 1])
+  local id, token = ARGV[i], ARGV[i + 1]
   local job = prefix .. 'job:' .. id
   local hist = prefix .. 'hist:' .. id
   local f = redis.call('HMGET', job, 'state', 'n', 'unique')
   if not f[1] then
     out[#out + 1] = -1
-  elseif f[1] ~= 'active' or tonumber(f[2]) ~= token then
+  elseif f[1] ~= 'active' or f[2] ~= token then
     local note = 'completion with lease token ' .. token .. ' refused: the job is ' .. f[1]
     if f[1] == 'active' then note = note .. ' under token ' .. f[2] end
     redis.call('RPUSH', hist, cjson.encode({'e', now, f[1], '', 'stale_lease_refused', actor, note}))
@@ -41,12 +42,12 @@ for i = 4, #ARGV - 1, 2 do
     out[#out + 1] = {0, f[1], tonumber(f[2])}
   else
     redis.call('ZREM', active, id)
-    redis.call('HSET', job, 'state', 'completed', 'updated', now)
+    redis.call('HSET', job, 'state', 'completed', 'updated', now_s)
     redis.call('HDEL', job, 'worker', 'lease')
-    redis.call('ZADD', completed, now, id)
+    redis.call('ZADD', completed, now_s, id)
     if f[3] and redis.call('HGET', unique, f[3]) == id then redis.call('HDEL', unique, f[3]) end
     -- The end record with its event (a success's decision is implied).
-    redis.call('RPUSH', hist, '["x",' .. token .. ',' .. now .. ',"succeeded",null,null,' ..
+    redis.call('RPUSH', hist, '["x",' .. token .. ',' .. now_s .. ',"succeeded",null,null,' ..
                '"completed","succeeded",' .. actor_json .. ',""]')
     done = done + 1
     out[#out + 1] = 1

@@ -1,7 +1,8 @@
--- end_attempt: ends a job's current attempt and moves the job, if the lease
--- given is still the job's; records a refusal otherwise. The decision (where
--- the job goes, the records) is made by the store before the call: this
--- script only applies it, atomically and fenced by the token.
+-- end_attempt: ends jobs' current attempts and moves the jobs, each if the
+-- lease given is still the job's; records a refusal otherwise. The decisions
+-- (where each job goes, the records) are made by the store before the call:
+-- this script only applies them, atomically and fenced by the tokens. One call
+-- takes a batch of one queue's jobs: ARGV is 18 values per job, as below.
 --
 -- KEYS[1] prefix     "rt:{QUEUE}:"
 -- KEYS[2] counters   hash of queue counters
@@ -28,53 +29,64 @@
 -- ARGV[17] dead_reason     ("" unless to = dead)
 -- ARGV[18] dead_evidence   JSON array of lines ("" unless to = dead)
 --
--- Returns: {1} applied; {0, state, n} refused (the lease is not the job's);
---          {-1} no such job.
+-- Returns: per job, in order: {1} applied; {0, state, n} refused (the lease is
+--          not the job's); {-1} no such job.
 
 local prefix, counters, unique = KEYS[1], KEYS[2], KEYS[3]
 local sets = {active = KEYS[4], ready = KEYS[5], retry_wait = KEYS[6], completed = KEYS[7], dead = KEYS[8]}
-local now, id, token, actor = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local job = prefix .. 'job:' .. id
-local hist = prefix .. 'hist:' .. id
-local f = redis.call('HMGET', job, 'state', 'n', 'unique', 'prio')
-if not f[1] then return {-1} end
-local state, n = f[1], tonumber(f[2])
-if state ~= 'active' or n ~= token then
-  if ARGV[6] == '1' then
-    local note = ARGV[5] .. ' with lease token ' .. token .. ' refused: the job is ' .. state
-    if state == 'active' then note = note .. ' under token ' .. n end
-    redis.call('RPUSH', hist, cjson.encode({'e', now, state, '', 'stale_lease_refused', actor, note}))
-    redis.call('HINCRBY', counters, 'stale_refused', 1)
+local out, counts = {}, {}
+for b = 0, #ARGV - 18, 18 do
+  local now, id, token, actor = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local job = prefix .. 'job:' .. id
+  local hist = prefix .. 'hist:' .. id
+  local f = redis.call('HMGET', job, 'state', 'n', 'unique', 'prio')
+  if not f[1] then
+    out[#out + 1] = {-1}
+  elseif f[1] ~= 'active' or f[2] ~= token then
+    if ARGV[b + 6] == '1' then
+      local note = ARGV[b + 5] .. ' with lease token ' .. token .. ' refused: the job is ' .. f[1]
+      if f[1] == 'active' then note = note .. ' under token ' .. f[2] end
+      redis.call('RPUSH', hist, cjson.encode({'e', tonumber(now), f[1], '', 'stale_lease_refused', actor, note}))
+      counts.stale_refused = (counts.stale_refused or 0) + 1
+    end
+    out[#out + 1] = {0, f[1], tonumber(f[2])}
+  else
+    local to, run_at = ARGV[b + 8], ARGV[b + 9]
+    redis.call('ZREM', sets.active, id)
+    -- Every field the move changes, in one HSET.
+    local set = {'state', to, 'updated', now}
+    if to == 'ready' then
+      set[#set + 1], set[#set + 2] = 'run_at', run_at
+      redis.call('ZADD', sets.ready, tonumber(run_at) - tonumber(f[4]) * 17592186044416, id)
+    elseif to == 'retry_wait' then
+      set[#set + 1], set[#set + 2] = 'run_at', run_at
+      redis.call('ZADD', sets.retry_wait, run_at, id)
+    elseif to == 'completed' then
+      redis.call('ZADD', sets.completed, now, id)
+    elseif to == 'dead' then
+      redis.call('ZADD', sets.dead, now, id)
+      for _, v in ipairs({'dead_reason', ARGV[b + 17], 'dead_at', now, 'dead_evidence', ARGV[b + 18]}) do
+        set[#set + 1] = v
+      end
+    end
+    for i, name in ipairs({'trigger', 'last_delay', 'streak'}) do
+      if ARGV[b + 9 + i] ~= '' then set[#set + 1], set[#set + 2] = name, ARGV[b + 9 + i] end
+    end
+    if ARGV[b + 16] ~= '' then
+      local e = cjson.decode(ARGV[b + 16])
+      for _, v in ipairs({'err_class', e[1], 'err_code', e[2], 'err_msg', e[3], 'err_sig', e[4]}) do
+        set[#set + 1] = v
+      end
+    end
+    redis.call('HSET', job, unpack(set))
+    redis.call('HDEL', job, 'worker', 'lease')
+    if (to == 'completed' or to == 'dead') and f[3] and redis.call('HGET', unique, f[3]) == id then
+      redis.call('HDEL', unique, f[3])  -- a finished job no longer holds its unique key
+    end
+    redis.call('RPUSH', hist, ARGV[b + 13])
+    for name in string.gmatch(ARGV[b + 15], '[^,]+') do counts[name] = (counts[name] or 0) + 1 end
+    out[#out + 1] = {1}
   end
-  return {0, state, n}
 end
-
-local to = ARGV[8]
-redis.call('ZREM', sets.active, id)
-redis.call('HSET', job, 'state', to, 'updated', now)
-redis.call('HDEL', job, 'worker', 'lease')
-if to == 'ready' then
-  redis.call('HSET', job, 'run_at', ARGV[9])
-  redis.call('ZADD', sets.ready, tonumber(ARGV[9]) - tonumber(f[4]) * 17592186044416, id)
-elseif to == 'retry_wait' then
-  redis.call('HSET', job, 'run_at', ARGV[9])
-  redis.call('ZADD', sets.retry_wait, ARGV[9], id)
-elseif to == 'completed' then
-  redis.call('ZADD', sets.completed, now, id)
-elseif to == 'dead' then
-  redis.call('ZADD', sets.dead, now, id)
-  redis.call('HSET', job, 'dead_reason', ARGV[17], 'dead_at', now, 'dead_evidence', ARGV[18])
-end
-if (to == 'completed' or to == 'dead') and f[3] and redis.call('HGET', unique, f[3]) == id then
-  redis.call('HDEL', unique, f[3])  -- a finished job no longer holds its unique key
-end
-if ARGV[10] ~= '' then redis.call('HSET', job, 'trigger', ARGV[10]) end
-if ARGV[11] ~= '' then redis.call('HSET', job, 'last_delay', ARGV[11]) end
-if ARGV[12] ~= '' then redis.call('HSET', job, 'streak', ARGV[12]) end
-if ARGV[16] ~= '' then
-  local e = cjson.decode(ARGV[16])
-  redis.call('HSET', job, 'err_class', e[1], 'err_code', e[2], 'err_msg', e[3], 'err_sig', e[4])
-end
-redis.call('RPUSH', hist, ARGV[13])
-for name in string.gmatch(ARGV[15], '[^,]+') do redis.call('HINCRBY', counters, name, 1) end
-return {1}
+for name, n in pairs(counts) do redis.call('HINCRBY', counters, name, n) end
+return out
