@@ -336,7 +336,9 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
   RETRACED_RETURN_IF_ERROR(internal::CheckActor("enqueue actor", actor));
   Borrow borrowed(*this);
   RETRACED_RETURN_IF_ERROR(borrowed.status());
-  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  // This machine's clock only dates generated ids and says which jobs are
+  // for later; the script stamps every job with the server's time.
+  const TimePoint now = options_.clock ? options_.clock->Now() : system_clock_.Now();
   RETRACED_ASSIGN_OR_RETURN(std::vector<Job> built, internal::BuildNewJobs(jobs, now, ids_));
   for (size_t i = 0; i < built.size(); ++i) {
     if (built[i].priority < -127 || built[i].priority > 127) {
@@ -345,10 +347,13 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     }
   }
   std::vector<EnqueueResult> results(built.size());
-  // Ids are unique across queues: look the given ones up first.
-  std::vector<std::string> ids;
-  for (const Job& j : built) ids.push_back(j.id);
-  RETRACED_ASSIGN_OR_RETURN(auto existing, QueuesOf(ids));
+  // Ids are unique across queues: look the producers' own ids up first
+  // (generated ones are new by construction).
+  std::vector<std::string> given;
+  for (size_t i = 0; i < built.size(); ++i) {
+    if (jobs[i].id) given.push_back(built[i].id);
+  }
+  RETRACED_ASSIGN_OR_RETURN(auto existing, QueuesOf(given));
   std::map<std::string, std::vector<size_t>> by_queue;
   for (size_t i = 0; i < built.size(); ++i) {
     if (existing.count(built[i].id)) {
@@ -363,9 +368,11 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     int64_t first = seq.integer - static_cast<int64_t>(indexes.size()) + 1;
     QueueKeys k(queue);
     std::vector<std::string> args = {NowArg(), std::string(actor), std::to_string(indexes.size())};
+    // The id -> queue index goes in the same round trip as the script for
+    // the jobs that are sure to be added (a generated id, no unique key).
+    std::vector<std::vector<std::string>> index = {{"SADD", std::string(kQueuesKey), queue}};
     for (size_t n = 0; n < indexes.size(); ++n) {
       const Job& j = built[indexes[n]];
-      std::optional<TimePoint> deadline_after;
       args.insert(
           args.end(),
           {j.id, j.type, j.payload, FormatPolicy(j.policy), std::to_string(j.priority),
@@ -374,22 +381,41 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
            j.deadline_at ? MsText(*j.deadline_at) : "",
            j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "",
            "due at " + FormatTime(j.run_at), std::to_string(first + static_cast<int64_t>(n))});
+      if (!jobs[indexes[n]].id && !j.unique_key) {
+        index.push_back({"HSET", std::string(kJobQueueKey), j.id, queue});
+      }
     }
-    RETRACED_ASSIGN_OR_RETURN(Reply r, Run("enqueue.lua",
-                                           {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(),
-                                            k.All(), k.Counters(), k.Signal()},
-                                           args));
-    std::vector<std::vector<std::string>> index_cmds = {{"SADD", std::string(kQueuesKey), queue}};
+    RETRACED_ASSIGN_OR_RETURN(
+        std::vector<Reply> replies,
+        Conn().EvalMany(
+            ScriptNamed("enqueue.lua"),
+            {{{k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters(), k.Signal()},
+              args}},
+            index));
+    const Reply& r = replies[0];
+    if (r.IsError()) {
+      std::vector<std::vector<std::string>> undo;
+      for (size_t c = 1; c < index.size(); ++c) {
+        undo.push_back({"HDEL", std::string(kJobQueueKey), index[c][2]});
+      }
+      if (!undo.empty()) (void)Conn().Pipeline(undo);
+      return Status::Internal("script enqueue.lua: " + r.str);
+    }
+    std::vector<std::vector<std::string>> late_index;
     for (size_t n = 0; n < indexes.size(); ++n) {
       const Reply& one = r.elements[n + 1];
       EnqueueResult& out = results[indexes[n]];
       out.id = one.elements[1].str;
       out.created = one.elements[0].integer == 1;
       out.note = one.elements[2].str;
-      if (out.created) index_cmds.push_back({"HSET", std::string(kJobQueueKey), out.id, queue});
+      if (out.created && (jobs[indexes[n]].id || built[indexes[n]].unique_key)) {
+        late_index.push_back({"HSET", std::string(kJobQueueKey), out.id, queue});
+      }
     }
-    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, Conn().Pipeline(index_cmds));
-    (void)done;
+    if (!late_index.empty()) {
+      RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, Conn().Pipeline(late_index));
+      (void)done;
+    }
   }
   return results;
 }

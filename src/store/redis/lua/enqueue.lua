@@ -32,13 +32,16 @@ end
 local prefix, ready, scheduled, unique, all, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local actor = ARGV[2]
 local count = tonumber(ARGV[3])
+-- Text made once per call: Lua formats every number passed to Redis.
+local now_s = tostring(now)
+local actor_json = cjson.encode(actor)
 local out = {now}
 local created = 0
 for i = 0, count - 1 do
   local b = 4 + i * 12
-  local id, jtype, payload, policy = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local prio = tonumber(ARGV[b + 4])
-  local run_at = ARGV[b + 5] == '' and now or math.max(tonumber(ARGV[b + 5]), now)
+  local id, jtype, payload, policy, prio = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local run_at, run_at_s = now, now_s
+  if ARGV[b + 5] ~= '' and tonumber(ARGV[b + 5]) > now then run_at, run_at_s = tonumber(ARGV[b + 5]), ARGV[b + 5] end
   local ukey, timeout, deadline_at, deadline_after = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
   local note, seq = ARGV[b + 10], ARGV[b + 11]
   local job = prefix .. 'job:' .. id
@@ -49,29 +52,30 @@ for i = 0, count - 1 do
     out[#out + 1] = {0, id, 'a job with id ' .. id .. ' exists'}
   else
     local state = run_at > now and 'scheduled' or 'ready'
-    redis.call('HSET', job, 'id', id, 'type', jtype, 'policy', policy,
-               'state', state, 'prio', prio, 'n', 0, 'created', now, 'updated', now,
-               'run_at', run_at, 'seq', seq, 'trigger', 'initial',
-               'seq_start', 1, 'last_delay', 0, 'streak', 0)
+    local fields = {'id', id, 'type', jtype, 'policy', policy, 'state', state, 'prio', prio,
+                    'n', '0', 'created', now_s, 'updated', now_s, 'run_at', run_at_s, 'seq', seq,
+                    'trigger', 'initial', 'seq_start', '1', 'last_delay', '0', 'streak', '0'}
     if ukey ~= '' then
-      redis.call('HSET', job, 'unique', ukey)
+      fields[#fields + 1], fields[#fields + 2] = 'unique', ukey
       redis.call('HSET', unique, ukey, id)
     end
-    if timeout ~= '' then redis.call('HSET', job, 'timeout', timeout) end
+    if timeout ~= '' then fields[#fields + 1], fields[#fields + 2] = 'timeout', timeout end
     if deadline_at ~= '' then
-      redis.call('HSET', job, 'deadline', deadline_at)
+      fields[#fields + 1], fields[#fields + 2] = 'deadline', deadline_at
     elseif deadline_after ~= '' then
-      redis.call('HSET', job, 'deadline', now + tonumber(deadline_after))
+      fields[#fields + 1], fields[#fields + 2] = 'deadline', tostring(now + tonumber(deadline_after))
     end
+    redis.call('HSET', job, unpack(fields))
     if state == 'scheduled' then
-      redis.call('ZADD', scheduled, run_at, id)
+      redis.call('ZADD', scheduled, run_at_s, id)
+      note = cjson.encode(note)
     else
-      redis.call('ZADD', ready, run_at - prio * 17592186044416, id)
-      note = ''
+      redis.call('ZADD', ready, run_at - tonumber(prio) * 17592186044416, id)
+      note = '""'
     end
     redis.call('ZADD', all, seq, id)
     redis.call('RPUSH', prefix .. 'hist:' .. id, payload,
-               cjson.encode({'e', now, '', state, 'enqueued', actor, note}))
+               '["e",' .. now_s .. ',"","' .. state .. '","enqueued",' .. actor_json .. ',' .. note .. ']')
     created = created + 1
     out[#out + 1] = {1, id, ''}
   end
