@@ -126,6 +126,10 @@ int BusyHandler(void* timeout_ms, int tries) {
 }  // namespace
 
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_ms) {
+  // Before SQLite initializes: no memory statistics, whose global mutex every
+  // allocation would otherwise take. (Refused, harmlessly, if already initialized.)
+  static const int no_memstatus = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)no_memstatus;
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &raw,

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "retraced/status.h"
 
@@ -83,7 +84,7 @@ class Db {
   sqlite3* db_;
   std::string path_;
   int busy_timeout_ms_ = 0;  // read by the busy handler
-  std::map<std::string, std::unique_ptr<Stmt>, std::less<>> cache_;
+  std::unordered_map<std::string, std::unique_ptr<Stmt>> cache_;
 };
 
 // BEGIN IMMEDIATE on construction (taking the write lock up front, so two

@@ -36,7 +36,16 @@ Result<Attempt> ReadAttemptRow(const Stmt& row);
 using internal::StoredPolicy;
 
 // Text of an instant as stored.
-inline std::string T(TimePoint t) { return FormatTime(t); }
+// One operation writes the same instant many times: the last one's text is kept.
+inline std::string T(TimePoint t) {
+  thread_local TimePoint last{};
+  thread_local std::string text;
+  if (t != last || text.empty()) {
+    last = t;
+    text = FormatTime(t);
+  }
+  return text;
+}
 // An instant read back; Internal naming the column when it does not parse.
 Result<TimePoint> ReadTime(const std::string& text, std::string_view column);
 
