@@ -201,6 +201,9 @@ class JobSignal {
   // a change (which may be spurious: claim to find out). A change made
   // between two calls is reported by the second, not lost.
   virtual Result<bool> Wait(Millis timeout) = 0;
+  // Makes a Wait in progress, and every later one, return at once. The only
+  // method that may be called from another thread (a worker that is stopping).
+  virtual void Interrupt() = 0;
 };
 
 class Store {

@@ -85,8 +85,8 @@ class Worker::Impl {
     }
     acker_ = std::thread([this] { AckerLoop(); });
     if (signal.ok() && *signal) {
-      watcher_ = std::thread(
-          [this, s = std::shared_ptr<JobSignal>(std::move(*signal))] { WatcherLoop(*s); });
+      signal_ = std::move(*signal);
+      watcher_ = std::thread([this] { WatcherLoop(*signal_); });
       thread_ids_.push_back(watcher_.get_id());
     }
     supervisor_ = std::thread([this] { SupervisorLoop(); });
@@ -116,6 +116,7 @@ class Worker::Impl {
       stopping_ = true;
     }
     fetch_cv_.notify_all();
+    if (signal_) signal_->Interrupt();
     if (fetcher_.joinable()) fetcher_.join();
     if (watcher_.joinable()) watcher_.join();
 
@@ -209,8 +210,8 @@ class Worker::Impl {
  private:
   // How long Stop() waits for handlers asked to stop before releasing them.
   static constexpr Millis kStopWait{3'000};
-  // Longest wait on the store's signal: how late the watcher sees a Stop().
-  static constexpr Millis kSignalWait{100};
+  // Longest single wait on the store's signal (Stop() interrupts it).
+  static constexpr Millis kSignalWait{1'000};
 
   bool OnOwnThread() {
     std::lock_guard lock(mu_);
@@ -753,6 +754,7 @@ class Worker::Impl {
 
   std::mutex log_mu_;
   std::thread fetcher_, acker_, supervisor_, watcher_;
+  std::unique_ptr<JobSignal> signal_;  // the store's, when it has one (watcher_ waits on it)
   std::vector<std::thread> executors_;
 };
 

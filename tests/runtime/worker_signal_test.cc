@@ -86,6 +86,24 @@ TEST_P(WorkerSignalTest, TheSignalReportsAChangeMadeBeforeTheWaitAndIsQuietOther
   EXPECT_FALSE(*(*signal)->Wait(Millis(50))) << "reported once";
 }
 
+TEST_P(WorkerSignalTest, InterruptEndsAWaitInProgressAndEveryLaterOne) {
+  std::unique_ptr<Store> store = std::move(*OpenStore(url_));
+  std::vector<std::string> queues = {"emails"};
+  std::unique_ptr<JobSignal> signal = std::move(*store->WatchQueues(queues));
+  ASSERT_TRUE(signal);
+  auto started = std::chrono::steady_clock::now();
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    signal->Interrupt();
+  });
+  Result<bool> woke = signal->Wait(Millis(60'000));
+  stopper.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30))
+      << "the wait did not end at the interrupt";
+  EXPECT_TRUE(woke.ok() && !*woke) << "an interrupt is not a change";
+  EXPECT_FALSE(*signal->Wait(Millis(60'000))) << "later waits return at once";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, WorkerSignalTest, ::testing::Values("sqlite", "redis"),
                          [](const auto& info) { return info.param; });
 

@@ -1,6 +1,7 @@
 #include "store/redis/redis_connection.h"
 
 #include <hiredis/hiredis.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
@@ -60,8 +61,17 @@ Result<std::unique_ptr<Connection>> Connection::Open(const RedisAddress& address
   return c;
 }
 
-Connection::~Connection() {
+Connection::~Connection() { Drop(); }
+
+void Connection::Drop() {
+  std::lock_guard lock(ctx_mu_);
   if (ctx_) redisFree(ctx_);
+  ctx_ = nullptr;
+}
+
+void Connection::Interrupt() {
+  std::lock_guard lock(ctx_mu_);
+  if (ctx_) shutdown(ctx_->fd, SHUT_RDWR);
 }
 
 Status Connection::Connect() {
@@ -76,7 +86,10 @@ Status Connection::Connect() {
   }
   timeval io = ToTimeval(options_.io_timeout);
   redisSetTimeout(c, io);
-  ctx_ = c;
+  {
+    std::lock_guard lock(ctx_mu_);
+    ctx_ = c;
+  }
   auto setup = [&](const std::vector<std::string>& args, std::string_view what) -> Status {
     Append(ctx_, args);
     void* raw = nullptr;
@@ -91,8 +104,7 @@ Status Connection::Connect() {
                                              " refused the credentials: " + r.str)
                    : Status::InvalidArgument("redis at " + address_.Describe() + ": " +
                                              std::string(what) + " failed: " + r.str);
-    redisFree(ctx_);
-    ctx_ = nullptr;
+    Drop();
     return s;
   };
   if (address_.password) {
@@ -109,8 +121,7 @@ Status Connection::Connect() {
 
 Status Connection::Lost(std::string_view what) {
   std::string why = ctx_ && ctx_->errstr[0] ? ctx_->errstr : "connection lost";
-  if (ctx_) redisFree(ctx_);
-  ctx_ = nullptr;
+  Drop();
   backoff_ = std::min(options_.max_backoff, backoff_.count() == 0 ? Millis(50) : backoff_ * 2);
   next_try_ = std::chrono::steady_clock::now() + backoff_;
   last_error_ = why;

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,15 +78,22 @@ class Connection {
 
   const RedisAddress& address() const { return address_; }
 
+  // Makes a call blocked in another thread (XREAD BLOCK) fail at once, by
+  // shutting the socket down; the connection then reconnects as after any
+  // loss. The only method that may be called from another thread.
+  void Interrupt();
+
  private:
   Connection(RedisAddress address, ConnectionOptions options)
       : address_(std::move(address)), options_(options) {}
   Status Connect();
   Status EnsureConnected();
   Status Lost(std::string_view what);  // drops the context, schedules the reconnect
+  void Drop();                         // frees the context (under ctx_mu_, for Interrupt)
 
   RedisAddress address_;
   ConnectionOptions options_;
+  std::mutex ctx_mu_;  // held to replace ctx_, and by Interrupt()
   redisContext* ctx_ = nullptr;
   Millis backoff_{0};
   std::chrono::steady_clock::time_point next_try_{};

@@ -1,5 +1,6 @@
 // The Redis store's read side and operator actions.
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 
 #include "retraced/decide.h"
@@ -401,12 +402,20 @@ class RedisSignal final : public JobSignal {
               std::vector<std::string> last)
       : conn_(std::move(conn)), streams_(std::move(streams)), last_(std::move(last)) {}
 
+  void Interrupt() override {
+    interrupted_ = true;
+    conn_->Interrupt();
+  }
+
   Result<bool> Wait(Millis timeout) override {
+    if (interrupted_) return false;
     std::vector<std::string> cmd = {
         "XREAD", "BLOCK", std::to_string(std::max<int64_t>(1, timeout.count())), "STREAMS"};
     cmd.insert(cmd.end(), streams_.begin(), streams_.end());
     cmd.insert(cmd.end(), last_.begin(), last_.end());
-    RETRACED_ASSIGN_OR_RETURN(Reply r, conn_->Command(cmd));
+    Result<Reply> reply = conn_->Command(cmd);
+    if (interrupted_) return false;
+    RETRACED_ASSIGN_OR_RETURN(Reply r, std::move(reply));
     if (r.IsError()) return Status::Internal("XREAD: " + r.str);
     if (r.IsNil()) return false;
     for (const Reply& stream : r.elements) {
@@ -423,6 +432,7 @@ class RedisSignal final : public JobSignal {
  private:
   std::unique_ptr<Connection> conn_;
   std::vector<std::string> streams_, last_;
+  std::atomic<bool> interrupted_{false};
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The SQLite store's read side: one job with its history, listings, dead-letter
 // groups, statistics.
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <thread>
@@ -232,6 +233,8 @@ class SqliteSignal final : public JobSignal {
     return v;
   }
 
+  void Interrupt() override { interrupted_ = true; }
+
   Result<bool> Wait(Millis timeout) override {
     const auto until = std::chrono::steady_clock::now() + timeout;
     while (true) {
@@ -240,7 +243,7 @@ class SqliteSignal final : public JobSignal {
         last_ = v;
         return true;
       }
-      if (std::chrono::steady_clock::now() >= until) return false;
+      if (interrupted_ || std::chrono::steady_clock::now() >= until) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
@@ -249,6 +252,7 @@ class SqliteSignal final : public JobSignal {
 
  private:
   std::unique_ptr<Db> db_;
+  std::atomic<bool> interrupted_{false};
 };
 
 }  // namespace
