@@ -210,6 +210,7 @@ Result<std::optional<RedisStore::Fields>> RedisStore::LoadFields(const QueueKeys
   Fields f;
   for (size_t i = 0; i + 1 < r[0].elements.size(); i += 2)
     f[r[0].elements[i].str] = r[0].elements[i + 1].str;
+  f["id"] = std::string(id);  // the key holds it
   if (!r[1].IsNil()) f["payload"] = r[1].str;
   return std::optional<Fields>(std::move(f));
 }
@@ -319,8 +320,10 @@ Status RedisStore::ParseHistory(const std::vector<Reply>& records, Job& job) {
           a.decision = SuccessDecision();
         }
         if (r.size() >= 10) {
+          // A null actor is the attempt's own worker.
           job.events.push_back(Event{*a.ended_at, JobState::kActive,
-                                     *ParseJobState(r[6].get<std::string>()), r[7], r[8], r[9]});
+                                     *ParseJobState(r[6].get<std::string>()), r[7],
+                                     r[8].is_null() ? a.worker : r[8].get<std::string>(), r[9]});
         }
       }
     } catch (const Json::exception&) {
@@ -513,8 +516,10 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
     const std::string event_name = !event.empty()               ? std::string(event)
                                    : d.action == Action::kRetry ? "retry_scheduled"
                                                                 : "dead";
-    Json end = Json::array({"x", token, Ms(now), Name(outcome), ToJson(error.error), ToJson(d),
-                            Name(to), event_name, actor, d.reason});
+    // The actor is left out (null) when it is the attempt's own worker.
+    Json end = Json::array(
+        {"x", token, Ms(now), Name(outcome), ToJson(error.error), ToJson(d), Name(to), event_name,
+         actor == Get(*f, "worker") ? Json() : Json(std::string(actor)), d.reason});
     std::string counters = outcome == Outcome::kLeaseExpired ? "lease_expired" : "failed";
     counters += d.action == Action::kRetry ? ",retries_scheduled"
                                            : ",dead_" + std::string(Name(*d.dead_reason));

@@ -31,7 +31,7 @@ for i = 4, #ARGV - 1, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local job = prefix .. 'job:' .. id
   local hist = prefix .. 'hist:' .. id
-  local f = redis.call('HMGET', job, 'state', 'n', 'unique')
+  local f = redis.call('HMGET', job, 'state', 'n', 'unique', 'worker')
   if not f[1] then
     out[#out + 1] = -1
   elseif f[1] ~= 'active' or f[2] ~= token then
@@ -46,9 +46,10 @@ for i = 4, #ARGV - 1, 2 do
     redis.call('HDEL', job, 'worker', 'lease')
     redis.call('ZADD', completed, now_s, id)
     if f[3] and redis.call('HGET', unique, f[3]) == id then redis.call('HDEL', unique, f[3]) end
-    -- The end record with its event (a success's decision is implied).
+    -- The end record with its event (a success's decision is implied, and
+    -- the actor too when it is the attempt's own worker).
     redis.call('RPUSH', hist, '["x",' .. token .. ',' .. now_s .. ',"succeeded",null,null,' ..
-               '"completed","succeeded",' .. actor_json .. ',""]')
+               '"completed","succeeded",' .. (f[4] == actor and 'null' or actor_json) .. ',""]')
     done = done + 1
     out[#out + 1] = 1
   end
