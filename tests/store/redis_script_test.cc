@@ -146,7 +146,8 @@ TEST_F(RedisScriptTest, EnqueueAddsJobsAndRecordsTheEvent) {
       << "it is the history list's first element";
   EXPECT_EQ(Field("a", "policy"), "fixed(1s, retries=2)");
   EXPECT_EQ(Field("a", "timeout"), "30000");
-  EXPECT_EQ(Field("a", "n"), "0");
+  EXPECT_EQ(Field("a", "n"), "(nil)") << "fields at their defaults are left out";
+  EXPECT_EQ(Field("a", "trigger"), "(nil)");
   EXPECT_EQ(Field("a", "created"), std::to_string(now));
   EXPECT_EQ(Field("a", "unique"), "(nil)");
   std::vector<Json> h = History("a");

@@ -10,10 +10,9 @@
 
 namespace retraced::redis {
 
-// Keys outside any queue (another slot): the queues there are, which queue a
-// job id belongs to, and the insertion counter that orders listings.
+// Keys outside any queue (another slot): the queues there are, and the
+// insertion counter that orders listings.
 inline constexpr std::string_view kQueuesKey = "rt:queues";
-inline constexpr std::string_view kJobQueueKey = "rt:job-queue";
 inline constexpr std::string_view kSeqKey = "rt:seq";
 
 class QueueKeys {

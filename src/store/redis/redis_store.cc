@@ -140,21 +140,30 @@ Result<Reply> RedisStore::Run(std::string_view script, const std::vector<std::st
 }
 
 Result<std::optional<std::string>> RedisStore::QueueOf(std::string_view id) {
-  RETRACED_ASSIGN_OR_RETURN(Reply r,
-                            Conn().Command({"HGET", std::string(kJobQueueKey), std::string(id)}));
-  if (r.IsNil()) return std::optional<std::string>();
-  return std::optional<std::string>(r.str);
+  RETRACED_ASSIGN_OR_RETURN(auto found, QueuesOf({std::string(id)}));
+  if (found.empty()) return std::optional<std::string>();
+  return std::optional<std::string>(found.begin()->second);
 }
 
+// There is no id -> queue index (it cost about 100 bytes a job): every queue
+// is asked, all in one pipelined round trip after the list of queues.
 Result<std::map<std::string, std::string>> RedisStore::QueuesOf(
     const std::vector<std::string>& ids) {
   std::map<std::string, std::string> out;
   if (ids.empty()) return out;
-  std::vector<std::string> cmd = {"HMGET", std::string(kJobQueueKey)};
-  cmd.insert(cmd.end(), ids.begin(), ids.end());
-  RETRACED_ASSIGN_OR_RETURN(Reply r, Conn().Command(cmd));
-  for (size_t i = 0; i < ids.size() && i < r.elements.size(); ++i) {
-    if (!r.elements[i].IsNil()) out[ids[i]] = r.elements[i].str;
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, Queues());
+  std::vector<std::vector<std::string>> cmds;
+  for (const std::string& q : queues) {
+    QueueKeys k(q);
+    for (const std::string& id : ids) cmds.push_back({"EXISTS", k.Job(id)});
+  }
+  if (cmds.empty()) return out;
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Conn().Pipeline(cmds));
+  size_t i = 0;
+  for (const std::string& q : queues) {
+    for (const std::string& id : ids) {
+      if (r[i++].integer == 1) out.emplace(id, q);
+    }
   }
   return out;
 }
@@ -366,14 +375,15 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     }
   }
   for (const auto& [queue, indexes] : by_queue) {
-    RETRACED_ASSIGN_OR_RETURN(Reply seq, Conn().Command({"INCRBY", std::string(kSeqKey),
-                                                         std::to_string(indexes.size())}));
-    int64_t first = seq.integer - static_cast<int64_t>(indexes.size()) + 1;
+    // The queue is registered before its first job exists: lookups by id
+    // ask every registered queue.
+    RETRACED_ASSIGN_OR_RETURN(
+        std::vector<Reply> seq,
+        Conn().Pipeline({{"SADD", std::string(kQueuesKey), queue},
+                         {"INCRBY", std::string(kSeqKey), std::to_string(indexes.size())}}));
+    int64_t first = seq[1].integer - static_cast<int64_t>(indexes.size()) + 1;
     QueueKeys k(queue);
     std::vector<std::string> args = {NowArg(), std::string(actor), std::to_string(indexes.size())};
-    // The id -> queue index goes in the same round trip as the script for
-    // the jobs that are sure to be added (a generated id, no unique key).
-    std::vector<std::vector<std::string>> index = {{"SADD", std::string(kQueuesKey), queue}};
     for (size_t n = 0; n < indexes.size(); ++n) {
       const Job& j = built[indexes[n]];
       args.insert(
@@ -384,40 +394,17 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
            j.deadline_at ? MsText(*j.deadline_at) : "",
            j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "",
            "due at " + FormatTime(j.run_at), std::to_string(first + static_cast<int64_t>(n))});
-      if (!jobs[indexes[n]].id && !j.unique_key) {
-        index.push_back({"HSET", std::string(kJobQueueKey), j.id, queue});
-      }
     }
-    RETRACED_ASSIGN_OR_RETURN(
-        std::vector<Reply> replies,
-        Conn().EvalMany(
-            ScriptNamed("enqueue.lua"),
-            {{{k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters(), k.Signal()},
-              args}},
-            index));
-    const Reply& r = replies[0];
-    if (r.IsError()) {
-      std::vector<std::vector<std::string>> undo;
-      for (size_t c = 1; c < index.size(); ++c) {
-        undo.push_back({"HDEL", std::string(kJobQueueKey), index[c][2]});
-      }
-      if (!undo.empty()) (void)Conn().Pipeline(undo);
-      return Status::Internal("script enqueue.lua: " + r.str);
-    }
-    std::vector<std::vector<std::string>> late_index;
+    RETRACED_ASSIGN_OR_RETURN(Reply r, Run("enqueue.lua",
+                                           {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(),
+                                            k.All(), k.Counters(), k.Signal()},
+                                           args));
     for (size_t n = 0; n < indexes.size(); ++n) {
       const Reply& one = r.elements[n + 1];
       EnqueueResult& out = results[indexes[n]];
       out.id = one.elements[1].str;
       out.created = one.elements[0].integer == 1;
       out.note = one.elements[2].str;
-      if (out.created && (jobs[indexes[n]].id || built[indexes[n]].unique_key)) {
-        late_index.push_back({"HSET", std::string(kJobQueueKey), out.id, queue});
-      }
-    }
-    if (!late_index.empty()) {
-      RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, Conn().Pipeline(late_index));
-      (void)done;
     }
   }
   return results;

@@ -245,12 +245,6 @@ Result<int64_t> RedisStore::Remove(const std::string& queue, const std::vector<s
                    {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
                     k.State(JobState::kCancelled), k.Counters()},
                    args));
-  std::vector<std::vector<std::string>> unindex;
-  for (const Reply& id : r.elements) unindex.push_back({"HDEL", std::string(kJobQueueKey), id.str});
-  if (!unindex.empty()) {
-    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> done, Conn().Pipeline(unindex));
-    (void)done;
-  }
   return static_cast<int64_t>(r.elements.size());
 }
 

@@ -37,7 +37,7 @@ for _, due in ipairs({KEYS[3], KEYS[4]}) do
     local f = redis.call('HMGET', job, 'state', 'prio', 'run_at')
     redis.call('HSET', job, 'state', 'ready', 'updated', now)
     redis.call('ZREM', due, id)
-    redis.call('ZADD', ready, tonumber(f[3]) - tonumber(f[2]) * 17592186044416, id)
+    redis.call('ZADD', ready, tonumber(f[3]) - tonumber(f[2] or 0) * 17592186044416, id)
     redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, f[1], 'ready', 'due', 'system', ''}))
   end
 end
@@ -56,12 +56,12 @@ for i = 1, #popped, 2 do
   local hist = prefix .. 'hist:' .. id
   local f = redis.call('HMGET', job, 'n', 'type', 'policy', 'prio', 'created', 'run_at',
                        'unique', 'timeout', 'deadline', 'trigger')
-  local token = tostring(tonumber(f[1]) + 1)
+  local token = tostring(tonumber(f[1] or 0) + 1)
   redis.call('HSET', job, 'n', token, 'state', 'active', 'worker', worker, 'lease', expires_s,
              'updated', now_s)
   redis.call('ZADD', active, expires_s, id)
   local lateness = now - tonumber(f[6])
-  local trigger = f[10]
+  local trigger = f[10] or 'initial'
   -- One record starts the attempt; readers derive the 'claimed' event from it.
   redis.call('RPUSH', hist, '["a",' .. token .. ',"' .. trigger .. '",' .. worker_json .. ',' ..
              now_s .. ',' .. lateness .. ']')

@@ -39,7 +39,7 @@ for i = 4, #ARGV - 1, 2 do
     if f[1] == 'active' then note = note .. ' under token ' .. f[2] end
     redis.call('RPUSH', hist, cjson.encode({'e', now, f[1], '', 'stale_lease_refused', actor, note}))
     refused = refused + 1
-    out[#out + 1] = {0, f[1], tonumber(f[2])}
+    out[#out + 1] = {0, f[1], tonumber(f[2] or 0)}
   else
     redis.call('ZREM', active, id)
     redis.call('HSET', job, 'state', 'completed', 'updated', now_s)

@@ -49,7 +49,7 @@ for b = 0, #ARGV - 18, 18 do
       redis.call('RPUSH', hist, cjson.encode({'e', tonumber(now), f[1], '', 'stale_lease_refused', actor, note}))
       counts.stale_refused = (counts.stale_refused or 0) + 1
     end
-    out[#out + 1] = {0, f[1], tonumber(f[2])}
+    out[#out + 1] = {0, f[1], tonumber(f[2] or 0)}
   else
     local to, run_at = ARGV[b + 8], ARGV[b + 9]
     redis.call('ZREM', sets.active, id)
@@ -57,7 +57,7 @@ for b = 0, #ARGV - 18, 18 do
     local set = {'state', to, 'updated', now}
     if to == 'ready' then
       set[#set + 1], set[#set + 2] = 'run_at', run_at
-      redis.call('ZADD', sets.ready, tonumber(run_at) - tonumber(f[4]) * 17592186044416, id)
+      redis.call('ZADD', sets.ready, tonumber(run_at) - tonumber(f[4] or 0) * 17592186044416, id)
     elseif to == 'retry_wait' then
       set[#set + 1], set[#set + 2] = 'run_at', run_at
       redis.call('ZADD', sets.retry_wait, run_at, id)

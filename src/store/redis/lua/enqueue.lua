@@ -52,11 +52,12 @@ for i = 0, count - 1 do
     out[#out + 1] = {0, id, 'a job with id ' .. id .. ' exists'}
   else
     local state = run_at > now and 'scheduled' or 'ready'
-    -- The id is in the key; seq_start (1), last_delay (0) and streak (0) are
-    -- left out at their defaults: every byte of a hash is kept per job.
-    local fields = {'type', jtype, 'policy', policy, 'state', state, 'prio', prio,
-                    'n', '0', 'created', now_s, 'updated', now_s, 'run_at', run_at_s, 'seq', seq,
-                    'trigger', 'initial'}
+    -- The id is in the key; n (0), prio (0), trigger (initial), seq_start
+    -- (1), last_delay (0) and streak (0) are left out at their defaults:
+    -- every byte of a hash is kept per job.
+    local fields = {'type', jtype, 'policy', policy, 'state', state, 'created', now_s,
+                    'updated', now_s, 'run_at', run_at_s, 'seq', seq}
+    if prio ~= '0' then fields[#fields + 1], fields[#fields + 2] = 'prio', prio end
     if ukey ~= '' then
       fields[#fields + 1], fields[#fields + 2] = 'unique', ukey
       redis.call('HSET', unique, ukey, id)

@@ -22,12 +22,12 @@ if f[3] then
 end
 redis.call('ZREM', f[1] == 'dead' and dead or cancelled, id)
 redis.call('HSET', job, 'state', 'ready', 'run_at', now, 'updated', now, 'trigger', 'manual',
-           'seq_start', tonumber(f[2]) + 1, 'last_delay', 0, 'streak', 0,
+           'seq_start', tonumber(f[2] or 0) + 1, 'last_delay', 0, 'streak', 0,
            'rep_by', ARGV[3], 'rep_note', ARGV[4], 'rep_at', now, 'rep_mode', ARGV[5])
 redis.call('HDEL', job, 'dead_reason', 'dead_at', 'dead_evidence')
 if ARGV[6] ~= '' then redis.call('HSET', job, 'budget', ARGV[6]) else redis.call('HDEL', job, 'budget') end
 if ARGV[7] ~= '' then redis.call('HSET', job, 'deadline', ARGV[7]) end
-redis.call('ZADD', ready, now - tonumber(f[4]) * 17592186044416, id)
+redis.call('ZADD', ready, now - tonumber(f[4] or 0) * 17592186044416, id)
 redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, f[1], 'ready', 'replayed', ARGV[3], ARGV[8]}))
 redis.call('HINCRBY', counters, 'replayed', 1)
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100, '*', 'replayed', id)
