@@ -1,0 +1,56 @@
+// Reading a Redis job hash: numbers and optional fields, for the store's
+// implementation files. Internal to the Redis backend.
+#ifndef RETRACED_STORE_REDIS_REDIS_FIELDS_H_
+#define RETRACED_STORE_REDIS_REDIS_FIELDS_H_
+
+#include <charconv>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "retraced/time.h"
+#include "store/redis/redis_connection.h"
+#include "store/store_checks.h"
+
+namespace retraced::redis {
+
+using internal::StoredPolicy;
+
+inline int64_t Ms(TimePoint t) { return ToUnixMillis(t); }
+inline std::string MsText(TimePoint t) { return std::to_string(ToUnixMillis(t)); }
+
+// Numbers read back from Redis; a malformed one reads as `fallback` rather than throwing.
+inline int64_t ToInt(std::string_view text, int64_t fallback = 0) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  return ec == std::errc() && p == text.data() + text.size() ? v : fallback;
+}
+
+inline int64_t IntField(const std::map<std::string, std::string>& f, const std::string& key,
+                        int64_t fallback = 0) {
+  auto it = f.find(key);
+  if (it == f.end() || it->second.empty()) return fallback;
+  return ToInt(it->second, fallback);
+}
+
+// A field's text, empty when absent.
+inline std::string Get(const std::map<std::string, std::string>& f, const std::string& key) {
+  auto it = f.find(key);
+  return it == f.end() ? std::string() : it->second;
+}
+
+inline std::optional<std::string> OptField(const std::map<std::string, std::string>& f,
+                                           const std::string& key) {
+  auto it = f.find(key);
+  if (it == f.end()) return std::nullopt;
+  return it->second;
+}
+
+inline std::string Str(const Reply& r) {
+  return r.type == Reply::Type::kInteger ? std::to_string(r.integer) : r.str;
+}
+
+}  // namespace retraced::redis
+
+#endif  // RETRACED_STORE_REDIS_REDIS_FIELDS_H_

@@ -1,0 +1,498 @@
+// The Redis store's job lifecycle: enqueue, claim, complete, fail,
+// heartbeat, release and recovery, each a script call fenced by the lease token.
+#include <random>
+
+#include "retraced/decide.h"
+#include "retraced/json.h"
+#include "store/redis/redis_fields.h"
+#include "store/redis/redis_store.h"
+#include "store/store_checks.h"
+
+namespace retraced::redis {
+
+Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> jobs,
+                                                       std::string_view actor) {
+  RETRACED_RETURN_IF_ERROR(internal::CheckActor("enqueue actor", actor));
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
+  // This machine's clock only dates generated ids and says which jobs are
+  // for later; the script stamps every job with the server's time.
+  const TimePoint now = options_.clock ? options_.clock->Now() : system_clock_.Now();
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Job> built, internal::BuildNewJobs(jobs, now, ids_));
+  for (size_t i = 0; i < built.size(); ++i) {
+    if (built[i].priority < -127 || built[i].priority > 127) {
+      Status s = Status::InvalidArgument("priority must be from -127 to 127 in a Redis store");
+      return built.size() == 1 ? s : s.WithContext("job " + std::to_string(i));
+    }
+  }
+  std::vector<EnqueueResult> results(built.size());
+  // Ids are unique across queues: look the producers' own ids up first
+  // (generated ones are new by construction).
+  std::vector<std::string> given;
+  for (size_t i = 0; i < built.size(); ++i) {
+    if (jobs[i].id) given.push_back(built[i].id);
+  }
+  RETRACED_ASSIGN_OR_RETURN(auto existing, QueuesOf(given));
+  std::map<std::string, std::vector<size_t>> by_queue;
+  for (size_t i = 0; i < built.size(); ++i) {
+    if (existing.count(built[i].id)) {
+      results[i] = EnqueueResult{built[i].id, false, "a job with id " + built[i].id + " exists"};
+    } else {
+      by_queue[built[i].queue].push_back(i);
+    }
+  }
+  for (const auto& [queue, indexes] : by_queue) {
+    // The queue is registered before its first job exists: lookups by id
+    // ask every registered queue.
+    RETRACED_ASSIGN_OR_RETURN(
+        std::vector<Reply> seq,
+        Conn().Pipeline({{"SADD", std::string(kQueuesKey), queue},
+                         {"INCRBY", std::string(kSeqKey), std::to_string(indexes.size())}}));
+    int64_t first = seq[1].integer - static_cast<int64_t>(indexes.size()) + 1;
+    QueueKeys k(queue);
+    std::vector<std::string> args = {NowArg(), std::string(actor), std::to_string(indexes.size())};
+    for (size_t n = 0; n < indexes.size(); ++n) {
+      const Job& j = built[indexes[n]];
+      args.insert(
+          args.end(),
+          {j.id, j.type, j.payload, FormatPolicy(j.policy), std::to_string(j.priority),
+           j.run_at > now ? MsText(j.run_at) : "", j.unique_key.value_or(""),
+           j.timeout ? std::to_string(j.timeout->count()) : "",
+           j.deadline_at ? MsText(*j.deadline_at) : "",
+           j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "",
+           "due at " + FormatTime(j.run_at), std::to_string(first + static_cast<int64_t>(n))});
+    }
+    RETRACED_ASSIGN_OR_RETURN(Reply r, Run("enqueue.lua",
+                                           {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(),
+                                            k.All(), k.Counters(), k.Signal()},
+                                           args));
+    for (size_t n = 0; n < indexes.size(); ++n) {
+      const Reply& one = r.elements[n + 1];
+      EnqueueResult& out = results[indexes[n]];
+      out.id = one.elements[1].str;
+      out.created = one.elements[0].integer == 1;
+      out.note = one.elements[2].str;
+    }
+  }
+  return results;
+}
+
+Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
+  RETRACED_RETURN_IF_ERROR(internal::CheckClaim(req));
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
+  QueueKeys k(req.queue);
+  RETRACED_ASSIGN_OR_RETURN(
+      Reply r,
+      Run("claim.lua",
+          {k.prefix(), k.Ready(), k.Scheduled(), k.RetryWait(), k.Active(), k.Counters()},
+          {NowArg(), req.worker, std::to_string(req.max), std::to_string(req.lease.count())}));
+  TimePoint now = FromUnixMillis(r.elements[0].integer);
+  std::vector<ClaimedJob> out;
+  for (size_t i = 1; i < r.elements.size(); ++i) {
+    const std::vector<Reply>& e = r.elements[i].elements;
+    ClaimedJob c;
+    Job& j = c.job;
+    j.id = e[0].str;
+    j.queue = req.queue;
+    j.type = e[1].str;
+    j.payload = e[2].str;
+    RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(e[3].str));
+    j.priority = static_cast<int>(ToInt(Str(e[4])));
+    j.attempt_count = static_cast<int>(ToInt(Str(e[5])));
+    j.state = JobState::kActive;
+    j.created_at = FromUnixMillis(ToInt(Str(e[6])));
+    j.run_at = FromUnixMillis(ToInt(Str(e[7])));
+    if (!e[8].IsNil()) j.unique_key = e[8].str;
+    if (!e[9].IsNil()) j.timeout = Millis(ToInt(Str(e[9])));
+    if (!e[10].IsNil()) j.deadline_at = FromUnixMillis(ToInt(Str(e[10])));
+    c.attempt.n = j.attempt_count;
+    RETRACED_ASSIGN_OR_RETURN(c.attempt.trigger, ParseTrigger(e[11].str));
+    c.attempt.worker = req.worker;
+    c.attempt.started_at = now;
+    c.attempt.lateness = Millis(e[12].integer);
+    c.lease = Lease{j.id, j.attempt_count};
+    c.lease_expires_at = now + req.lease;
+    RememberClaimed(j.id, req.queue);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const std::string& id,
+                                                int64_t token, Outcome outcome,
+                                                const Classified& error, std::string_view actor,
+                                                std::string_view event, std::string_view what,
+                                                bool record_refusal, TimePoint now,
+                                                const std::optional<Fields>& f) {
+  QueueKeys k(queue);
+  EndPlan plan;
+  plan.id = id;
+  plan.token = token;
+  plan.what = std::string(what);
+  std::vector<std::string>& keys = plan.keys;
+  keys = {k.prefix(),
+          k.Counters(),
+          k.Unique(),
+          k.Active(),
+          k.Ready(),
+          k.RetryWait(),
+          k.State(JobState::kCompleted),
+          k.State(JobState::kDead)};
+  const bool current = f && Get(*f, "state") == "active" && IntField(*f, "n") == token;
+  std::vector<std::string>& args = plan.args;
+  args.resize(18);
+  args[0] = MsText(now);
+  args[1] = id;
+  args[2] = std::to_string(token);
+  args[3] = std::string(actor);
+  args[4] = std::string(what);
+  args[5] = record_refusal ? "1" : "0";
+  if (current) {
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(Get(*f, "policy")));
+    RetryContext ctx;
+    ctx.job_id = id;
+    ctx.attempt = static_cast<int>(token);
+    ctx.run_in_sequence = static_cast<int>(token - IntField(*f, "seq_start", 1) + 1);
+    if (f->count("budget")) ctx.budget = static_cast<int>(IntField(*f, "budget"));
+    ctx.previous_delay = Millis(IntField(*f, "last_delay"));
+    if (f->count("deadline")) ctx.deadline_at = FromUnixMillis(IntField(*f, "deadline"));
+    const bool released =
+        outcome == Outcome::kLeaseExpired && error.error.code == kCodeWorkerStopped;
+    const bool lost = outcome == Outcome::kLeaseExpired && !released;
+    ctx.lease_expired_in_row = lost ? static_cast<int>(IntField(*f, "streak")) + 1 : 0;
+    ctx.poison_after = options_.poison_after;
+    ctx.now = now;
+    Decision d = Decide(policy, ctx, ToFailure(outcome, error));
+    JobState to = d.action == Action::kRetry
+                      ? (d.delay.count() == 0 ? JobState::kReady : JobState::kRetryWait)
+                      : JobState::kDead;
+    const std::string event_name = !event.empty()               ? std::string(event)
+                                   : d.action == Action::kRetry ? "retry_scheduled"
+                                                                : "dead";
+    // The actor is left out (null) when it is the attempt's own worker.
+    Json end = Json::array(
+        {"x", token, Ms(now), Name(outcome), ToJson(error.error), ToJson(d), Name(to), event_name,
+         actor == Get(*f, "worker") ? Json() : Json(std::string(actor)), d.reason});
+    std::string counters = outcome == Outcome::kLeaseExpired ? "lease_expired" : "failed";
+    counters += d.action == Action::kRetry ? ",retries_scheduled"
+                                           : ",dead_" + std::string(Name(*d.dead_reason));
+    args[6] = event_name;
+    args[7] = std::string(Name(to));
+    args[8] = d.next_run_at ? MsText(*d.next_run_at) : "";
+    args[9] = d.action == Action::kRetry
+                  ? std::string(Name(lost || released ? Trigger::kRecovery : Trigger::kAuto))
+                  : "";
+    args[10] = d.action == Action::kRetry ? std::to_string(d.delay.count()) : "";
+    args[11] = std::to_string(released ? IntField(*f, "streak") : ctx.lease_expired_in_row);
+    args[12] = DumpJson(end);
+    args[13] = d.reason;
+    args[14] = counters;
+    args[15] = DumpJson(Json::array({Name(error.error.error_class), error.error.code,
+                                     error.error.message, ErrorSignature(error.error.message)}));
+    if (d.action == Action::kDead) {
+      RETRACED_ASSIGN_OR_RETURN(Job job, LoadJob(queue, id));
+      Attempt& last = job.attempts.back();
+      last.ended_at = now;
+      last.outcome = outcome;
+      last.error = error.error;
+      last.decision = d;
+      args[16] = std::string(Name(*d.dead_reason));
+      args[17] = DumpJson(Json(DeadEvidence(job.attempts, d)));
+    }
+    plan.ended = Ended{d, to};
+  } else {
+    args[6] = "refused";
+    args[7] = "completed";
+    args[12] = "[]";
+    args[14] = "";
+  }
+  return plan;
+}
+
+Result<std::optional<RedisStore::Ended>> RedisStore::Applied(const EndPlan& plan, const Reply& r,
+                                                             std::string* refusal) {
+  if (r.IsError()) return Status::Internal("script end_attempt.lua: " + r.str);
+  int64_t status = r.elements[0].integer;
+  if (status == -1) return Status::NotFound("no job " + plan.id);
+  if (status == 0) {
+    if (refusal) {
+      std::string state = r.elements[1].str;
+      *refusal = "job " + plan.id + ": " + plan.what + " with lease token " +
+                 std::to_string(plan.token) + " refused: the job is " + state +
+                 (state == "active" ? " under token " + std::to_string(r.elements[2].integer) : "");
+    }
+    return std::optional<Ended>();
+  }
+  return plan.ended;
+}
+
+Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
+    const std::string& queue, const std::string& id, int64_t token, Outcome outcome,
+    const Classified& error, std::string_view actor, std::string_view event, std::string_view what,
+    bool record_refusal, std::string* refusal, const Fields* loaded) {
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  std::optional<Fields> f;
+  if (loaded) {
+    f = *loaded;
+  } else {
+    RETRACED_ASSIGN_OR_RETURN(f, LoadFields(QueueKeys(queue), id));
+  }
+  RETRACED_ASSIGN_OR_RETURN(EndPlan plan, PlanEnd(queue, id, token, outcome, error, actor, event,
+                                                  what, record_refusal, now, f));
+  RETRACED_ASSIGN_OR_RETURN(Reply r, Run("end_attempt.lua", plan.keys, plan.args));
+  if (r.elements.size() != 1) return Status::Internal("end_attempt.lua: unexpected reply");
+  return Applied(plan, r.elements[0], refusal);
+}
+
+Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> items) {
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
+  std::vector<std::string> ids;
+  for (const Completion& c : items) ids.push_back(c.lease.job_id);
+  RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
+  // One complete.lua call per (queue, worker), all in one round trip.
+  std::map<std::pair<std::string, std::string>, std::vector<size_t>> groups;
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto q = queues.find(items[i].lease.job_id);
+    if (q != queues.end()) groups[{q->second, items[i].worker}].push_back(i);
+  }
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  for (const auto& [group, indexes] : groups) {
+    QueueKeys k(group.first);
+    std::vector<std::string> args = {NowArg(), group.second, DumpJson(Json(group.second))};
+    for (size_t i : indexes) {
+      args.push_back(items[i].lease.job_id);
+      args.push_back(std::to_string(items[i].lease.token));
+    }
+    calls.push_back(
+        {{k.prefix(), k.Counters(), k.Unique(), k.Active(), k.State(JobState::kCompleted)},
+         std::move(args)});
+  }
+  std::vector<Reply> replies;
+  if (!calls.empty()) {
+    RETRACED_ASSIGN_OR_RETURN(replies, Conn().EvalMany(ScriptNamed("complete.lua"), calls));
+  }
+  std::vector<Status> results(items.size(), Status::Ok());
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!queues.count(items[i].lease.job_id)) {
+      results[i] = Status::NotFound("no job " + items[i].lease.job_id);
+    }
+  }
+  size_t call = 0;
+  for (const auto& [group, indexes] : groups) {
+    const Reply& r = replies[call++];
+    if (r.IsError()) return Status::Internal("script complete.lua: " + r.str);
+    for (size_t n = 0; n < indexes.size(); ++n) {
+      const Completion& c = items[indexes[n]];
+      const Reply& one = r.elements[n + 1];
+      ForgetClaimed(c.lease.job_id);
+      if (one.type == Reply::Type::kInteger) {
+        if (one.integer == -1) results[indexes[n]] = Status::NotFound("no job " + c.lease.job_id);
+        continue;
+      }
+      const std::string& state = one.elements[1].str;
+      results[indexes[n]] = Status::Conflict(
+          "job " + c.lease.job_id + ": completion with lease token " +
+          std::to_string(c.lease.token) + " refused: the job is " + state +
+          (state == "active" ? " under token " + std::to_string(one.elements[2].integer) : ""));
+    }
+  }
+  return results;
+}
+
+Result<FailResult> RedisStore::Fail(const FailRequest& req) {
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Result<FailResult>> one,
+                            FailMany(std::span<const FailRequest>(&req, 1)));
+  return std::move(one[0]);
+}
+
+Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const FailRequest> reqs) {
+  RETRACED_RETURN_IF_ERROR(internal::CheckFailures(reqs));
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
+  std::vector<std::string> ids;
+  for (const FailRequest& r : reqs) ids.push_back(r.lease.job_id);
+  RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
+  for (const std::string& id : ids) ForgetClaimed(id);
+  // One round trip for the time and every job's hash, one for the scripts.
+  std::vector<std::vector<std::string>> reads;
+  if (!options_.clock) reads.push_back({"TIME"});
+  for (const FailRequest& r : reqs) {
+    auto q = queues.find(r.lease.job_id);
+    if (q != queues.end()) reads.push_back({"HGETALL", QueueKeys(q->second).Job(r.lease.job_id)});
+  }
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> read, Conn().Pipeline(reads));
+  size_t next = 0;
+  TimePoint now;
+  if (options_.clock) {
+    now = options_.clock->Now();
+  } else {
+    const Reply& t = read[next++];
+    if (t.elements.size() != 2) return Status::Internal("TIME: unexpected reply");
+    now = FromUnixMillis(ToInt(t.elements[0].str) * 1000 + ToInt(t.elements[1].str) / 1000);
+  }
+  std::vector<std::optional<EndPlan>> plans(reqs.size());
+  // One end_attempt.lua call per queue, taking that queue's jobs in order.
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  std::map<std::string, size_t> call_of_queue;
+  std::vector<std::pair<size_t, size_t>> slot(reqs.size());  // (call, position in its reply)
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const FailRequest& r = reqs[i];
+    auto q = queues.find(r.lease.job_id);
+    if (q == queues.end()) continue;
+    const Reply& h = read[next++];
+    std::optional<Fields> f;
+    if (!h.elements.empty()) {
+      f.emplace();
+      for (size_t e = 0; e + 1 < h.elements.size(); e += 2) {
+        (*f)[h.elements[e].str] = h.elements[e + 1].str;
+      }
+    }
+    RETRACED_ASSIGN_OR_RETURN(plans[i], PlanEnd(q->second, r.lease.job_id, r.lease.token, r.outcome,
+                                                r.error, r.worker, "", "failure", true, now, f));
+    auto [c, added] = call_of_queue.emplace(q->second, calls.size());
+    if (added) calls.push_back({plans[i]->keys, {}});
+    std::vector<std::string>& args = calls[c->second].second;
+    slot[i] = {c->second, args.size() / plans[i]->args.size()};
+    args.insert(args.end(), plans[i]->args.begin(), plans[i]->args.end());
+  }
+  std::vector<Reply> replies;
+  if (!calls.empty()) {
+    RETRACED_ASSIGN_OR_RETURN(replies, Conn().EvalMany(ScriptNamed("end_attempt.lua"), calls));
+  }
+  for (const Reply& r : replies) {
+    if (r.IsError()) return Status::Internal("script end_attempt.lua: " + r.str);
+  }
+  std::vector<Result<FailResult>> out;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (!plans[i]) {
+      out.push_back(Status::NotFound("no job " + reqs[i].lease.job_id));
+      continue;
+    }
+    const std::vector<Reply>& per_job = replies[slot[i].first].elements;
+    if (slot[i].second >= per_job.size()) return Status::Internal("end_attempt.lua: short reply");
+    std::string refusal;
+    Result<std::optional<Ended>> ended = Applied(*plans[i], per_job[slot[i].second], &refusal);
+    if (!ended.ok()) {
+      if (ended.status().code() != StatusCode::kNotFound) return ended.status();
+      out.push_back(ended.status());
+    } else if (!*ended) {
+      out.push_back(Status::Conflict(refusal));
+    } else {
+      out.push_back(FailResult{(*ended)->decision, (*ended)->state});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases, Millis lease) {
+  RETRACED_RETURN_IF_ERROR(internal::CheckLeaseLength(lease));
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
+  std::vector<std::string> ids;
+  for (const Lease& l : leases) ids.push_back(l.job_id);
+  RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
+  // One heartbeat.lua call per queue, all in one round trip.
+  std::map<std::string, std::vector<size_t>> by_queue;
+  for (size_t i = 0; i < leases.size(); ++i) {
+    auto q = queues.find(leases[i].job_id);
+    if (q != queues.end()) by_queue[q->second].push_back(i);
+  }
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  for (const auto& [queue, indexes] : by_queue) {
+    QueueKeys k(queue);
+    std::vector<std::string> args = {NowArg(), std::to_string(lease.count())};
+    for (size_t i : indexes) {
+      args.push_back(leases[i].job_id);
+      args.push_back(std::to_string(leases[i].token));
+    }
+    calls.push_back({{k.prefix(), k.Active()}, std::move(args)});
+  }
+  std::vector<bool> extended(leases.size(), false);
+  if (!calls.empty()) {
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                              Conn().EvalMany(ScriptNamed("heartbeat.lua"), calls));
+    size_t c = 0;
+    for (const auto& [queue, indexes] : by_queue) {
+      const Reply& r = replies[c++];
+      if (r.IsError()) return Status::Internal("script heartbeat.lua: " + r.str);
+      for (size_t n = 0; n < indexes.size(); ++n) extended[indexes[n]] = r.elements[n].integer == 1;
+    }
+  }
+  std::vector<Status> results;
+  for (size_t i = 0; i < leases.size(); ++i) {
+    results.push_back(extended[i] ? Status::Ok()
+                                  : Status::Conflict("job " + leases[i].job_id + ": lease token " +
+                                                     std::to_string(leases[i].token) +
+                                                     " is no longer the job's"));
+  }
+  return results;
+}
+
+Result<std::vector<Status>> RedisStore::Release(std::span<const Lease> leases,
+                                                std::string_view worker) {
+  RETRACED_RETURN_IF_ERROR(internal::CheckActor("worker id", worker));
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
+  std::vector<Status> results;
+  for (const Lease& l : leases) {
+    RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> queue, QueueOf(l.job_id));
+    ForgetClaimed(l.job_id);
+    if (!queue) {
+      results.push_back(Status::NotFound("no job " + l.job_id));
+      continue;
+    }
+    QueueKeys k(*queue);
+    RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, l.job_id));
+    RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(f ? Get(*f, "policy") : "none"));
+    HandlerFailure stopped{
+        ErrorClass::kTemporary, std::string(kCodeWorkerStopped),
+        "worker " + std::string(worker) + " stopped before the attempt finished and released it",
+        ""};
+    std::string refusal;
+    RETRACED_ASSIGN_OR_RETURN(
+        std::optional<Ended> ended,
+        EndWithDecision(*queue, l.job_id, l.token, Outcome::kLeaseExpired,
+                        Classify(stopped, ClassifierConfig{}, policy), worker, "released",
+                        "release", true, &refusal, f ? &*f : nullptr));
+    results.push_back(ended ? Status::Ok() : Status::Conflict(refusal));
+  }
+  return results;
+}
+
+Result<std::vector<RecoveredJob>> RedisStore::RecoverExpired(int max) {
+  RETRACED_RETURN_IF_ERROR(internal::CheckRecoverySize(max));
+  Borrow borrowed(*this);
+  RETRACED_RETURN_IF_ERROR(borrowed.status());
+  RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, Queues());
+  std::vector<RecoveredJob> out;
+  for (const std::string& queue : queues) {
+    if (static_cast<int>(out.size()) >= max) break;
+    QueueKeys k(queue);
+    RETRACED_ASSIGN_OR_RETURN(
+        Reply expired,
+        Conn().Command({"ZRANGEBYSCORE", k.Active(), "-inf", std::to_string(Ms(now) - 1), "LIMIT",
+                        "0", std::to_string(max - out.size())}));
+    for (const Reply& e : expired.elements) {
+      RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, e.str));
+      if (!f || Get(*f, "state") != "active") continue;
+      RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(Get(*f, "policy")));
+      std::string worker = f->count("worker") ? Get(*f, "worker") : "";
+      HandlerFailure lost{ErrorClass::kTemporary, std::string(kCodeLeaseExpired),
+                          "the lease of worker " + worker + " expired at " +
+                              FormatTime(FromUnixMillis(IntField(*f, "lease"))),
+                          ""};
+      RETRACED_ASSIGN_OR_RETURN(
+          std::optional<Ended> ended,
+          EndWithDecision(queue, e.str, IntField(*f, "n"), Outcome::kLeaseExpired,
+                          Classify(lost, options_.lease_expiry_classes, policy), "system",
+                          "lease_expired", "recovery", false, nullptr, &*f));
+      if (ended) out.push_back(RecoveredJob{e.str, worker, ended->decision, ended->state});
+    }
+  }
+  return out;
+}
+
+}  // namespace retraced::redis
