@@ -65,6 +65,23 @@ TEST_P(StoreTest, ProducerIdsAreKeptAndADuplicateReturnsTheExistingJob) {
   EXPECT_EQ(Get("order-42").payload, R"({"to":"a@example.com"})") << "the first one stands";
 }
 
+TEST_P(StoreTest, AnIdIsUniqueAcrossQueuesEvenWithinOneBatch) {
+  NewJob a = Job("emails");
+  a.id = "order-7";
+  NewJob b = Job("webhooks");
+  b.id = "order-7";
+  Result<std::vector<EnqueueResult>> r = store_->Enqueue(std::vector<NewJob>{a, b}, "test");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE((*r)[0].created);
+  EXPECT_FALSE((*r)[1].created);
+  EXPECT_EQ((*r)[1].note, "a job with id order-7 exists");
+  EXPECT_EQ(Get("order-7").queue, "emails");
+  EXPECT_EQ(StatsOf("webhooks").counters["enqueued"], 0);
+  r = store_->Enqueue({&b, 1}, "test");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE((*r)[0].created) << "nor in a later call";
+}
+
 TEST_P(StoreTest, ALiveUniqueKeyReturnsItsHolderUntilTheJobFinishes) {
   NewJob n = Job();
   n.unique_key = "sync:acct-7";

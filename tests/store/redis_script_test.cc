@@ -286,6 +286,18 @@ TEST_F(RedisScriptTest, EndAttemptTakesABatchAndCountsOnce) {
   EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "stale_refused"})->str, "1");
 }
 
+TEST_F(RedisScriptTest, EndAttemptWithoutATargetStateOnlyRecordsARefusal) {
+  Enqueue({{.id = "a"}});
+  Claim(1);
+  // The caller read the job before this claim and found its lease stale:
+  // even though token 1 is now current, nothing is applied.
+  Reply r = End("a", 1, "", "refused", "");
+  EXPECT_EQ(r.elements[0].integer, 0);
+  EXPECT_EQ(r.elements[1].str, "active");
+  EXPECT_EQ(Field("a", "state"), "active");
+  EXPECT_EQ(History("a").back()[4], "stale_lease_refused");
+}
+
 TEST_F(RedisScriptTest, EndAttemptAppliesTheDecisionUnderTheLease) {
   Enqueue({{.id = "ok", .unique = "u1"}, {.id = "retry"}, {.id = "gone", .unique = "u2"}});
   Claim(3);

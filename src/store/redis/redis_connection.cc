@@ -1,6 +1,8 @@
 #include "store/redis/redis_connection.h"
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -61,6 +63,44 @@ Result<std::unique_ptr<Connection>> Connection::Open(const RedisAddress& address
   return c;
 }
 
+namespace {
+
+// hiredis writes with write(): on a socket the server closed (or Interrupt()
+// shut down) that raises SIGPIPE, which would kill the process. The signal
+// is blocked on this thread for the call and, if it came, taken off.
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe, &old_);
+  }
+  ~NoSigpipe() {
+    sigset_t pending;
+    sigpending(&pending);
+    if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      timespec now{0, 0};
+      sigtimedwait(&pipe, nullptr, &now);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  NoSigpipe(const NoSigpipe&) = delete;
+  NoSigpipe& operator=(const NoSigpipe&) = delete;
+
+ private:
+  sigset_t old_;
+  bool was_pending_ = false;
+};
+
+}  // namespace
+
 Connection::~Connection() { Drop(); }
 
 void Connection::Drop() {
@@ -75,6 +115,7 @@ void Connection::Interrupt() {
 }
 
 Status Connection::Connect() {
+  NoSigpipe no_sigpipe;
   timeval tv = ToTimeval(options_.connect_timeout);
   redisContext* c = address_.socket_path.empty()
                         ? redisConnectWithTimeout(address_.host.c_str(), address_.port, tv)
@@ -151,6 +192,7 @@ Result<Reply> Connection::Command(const std::vector<std::string>& args) {
 
 Result<std::vector<Reply>> Connection::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
+  NoSigpipe no_sigpipe;
   RETRACED_RETURN_IF_ERROR(EnsureConnected());
   for (const auto& args : commands) Append(ctx_, args);
   std::vector<Reply> replies;

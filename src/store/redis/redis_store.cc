@@ -177,12 +177,14 @@ Result<std::optional<RedisStore::Fields>> RedisStore::LoadFields(const QueueKeys
   RETRACED_ASSIGN_OR_RETURN(
       std::vector<Reply> r,
       Conn().Pipeline({{"HGETALL", k.Job(id)}, {"LINDEX", k.History(id), "0"}}));
-  if (r[0].elements.empty()) return std::optional<Fields>();
+  // No hash, or no history: the job is gone (or going: a purge removes both
+  // at once, and this read can fall between the two).
+  if (r[0].elements.empty() || r[1].IsNil()) return std::optional<Fields>();
   Fields f;
   for (size_t i = 0; i + 1 < r[0].elements.size(); i += 2)
     f[r[0].elements[i].str] = r[0].elements[i + 1].str;
   f["id"] = std::string(id);  // the key holds it
-  if (!r[1].IsNil()) f["payload"] = r[1].str;
+  f["payload"] = r[1].str;
   return std::optional<Fields>(std::move(f));
 }
 

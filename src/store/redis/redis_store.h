@@ -134,6 +134,7 @@ class RedisStore final : public Store {
   StoreOptions options_;
   SystemClock system_clock_;
   UlidGenerator ids_;
+  std::mutex given_ids_mu_;  // enqueues with producers' own ids, one at a time
   std::mutex cache_mu_;
   std::unordered_map<std::string, std::string> claimed_queues_;  // id -> queue, while held
 };

@@ -1,6 +1,8 @@
 // The Redis store's job lifecycle: enqueue, claim, complete, fail,
 // heartbeat, release and recovery, each a script call fenced by the lease token.
+#include <mutex>
 #include <random>
+#include <set>
 
 #include "retraced/decide.h"
 #include "retraced/json.h"
@@ -27,15 +29,21 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
   }
   std::vector<EnqueueResult> results(built.size());
   // Ids are unique across queues: look the producers' own ids up first
-  // (generated ones are new by construction).
+  // (generated ones are new by construction). The look-up and the scripts
+  // are in another slot than each other, so this process runs them one
+  // enqueue at a time; producers in other processes giving one id to two
+  // queues at the same moment are not caught (docs/redis-schema.md).
   std::vector<std::string> given;
   for (size_t i = 0; i < built.size(); ++i) {
     if (jobs[i].id) given.push_back(built[i].id);
   }
+  std::unique_lock<std::mutex> given_lock(given_ids_mu_, std::defer_lock);
+  if (!given.empty()) given_lock.lock();
   RETRACED_ASSIGN_OR_RETURN(auto existing, QueuesOf(given));
   std::map<std::string, std::vector<size_t>> by_queue;
+  std::set<std::string> in_batch;  // a second job with the same id is not added
   for (size_t i = 0; i < built.size(); ++i) {
-    if (existing.count(built[i].id)) {
+    if (existing.count(built[i].id) || (jobs[i].id && !in_batch.insert(built[i].id).second)) {
       results[i] = EnqueueResult{built[i].id, false, "a job with id " + built[i].id + " exists"};
     } else {
       by_queue[built[i].queue].push_back(i);
@@ -202,8 +210,10 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
     }
     plan.ended = Ended{d, to};
   } else {
+    // Not the job's lease when read: the script only records the refusal
+    // (an empty `to` is never applied, whatever the job's state by then).
     args[6] = "refused";
-    args[7] = "completed";
+    args[7] = "";
     args[12] = "[]";
     args[14] = "";
   }

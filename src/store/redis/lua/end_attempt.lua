@@ -16,7 +16,8 @@
 -- ARGV[5]  what            "completion", "failure", "release": named in a refusal
 -- ARGV[6]  record_refusal  "1": a stale lease is recorded as an event; "0": silently refused
 -- ARGV[7]  event           the event's reason: succeeded, retry_scheduled, dead, lease_expired, released
--- ARGV[8]  to              completed, ready, retry_wait or dead
+-- ARGV[8]  to              completed, ready, retry_wait or dead; "" only records a
+--                          refusal (the caller found the lease stale when it read the job)
 -- ARGV[9]  run_at_ms       ready or retry_wait: when it runs next
 -- ARGV[10] trigger         the next attempt's trigger ("" to keep)
 -- ARGV[11] last_delay_ms   ("" to keep)
@@ -42,7 +43,7 @@ for b = 0, #ARGV - 18, 18 do
   local f = redis.call('HMGET', job, 'state', 'n', 'unique', 'prio')
   if not f[1] then
     out[#out + 1] = {-1}
-  elseif f[1] ~= 'active' or f[2] ~= token then
+  elseif f[1] ~= 'active' or f[2] ~= token or ARGV[b + 8] == '' then
     if ARGV[b + 6] == '1' then
       local note = ARGV[b + 5] .. ' with lease token ' .. token .. ' refused: the job is ' .. f[1]
       if f[1] == 'active' then note = note .. ' under token ' .. f[2] end
