@@ -9,10 +9,11 @@
 //   w.Handle("send_welcome", [](const JobContext& c) { ...; return HandlerResult::Success(); });
 //   w.Start();  ... w.Stop();
 //
-// Inside, one class with four kinds of threads: a fetcher (claims batches
+// Inside, one class with five kinds of threads: a fetcher (claims batches
 // into a local queue, and when idle sleeps until the next job falls due),
-// executors (run handlers, report failures), an acker (reports successes in
-// batches), and a supervisor (heartbeats, recovery, timeouts).
+// executors (run handlers), two reporters (report successes and failures to
+// the store in batches), a supervisor (heartbeats, recovery, timeouts), and
+// a watcher (wakes the fetcher when the store signals new jobs).
 //
 // Thread-safety: Handle, HandleAny, SetClassifier and AddHooks before Start;
 // Stop, Notify and Wait from any thread.
