@@ -63,15 +63,7 @@ std::string Number(double v, const std::string& unit) {
     out.precision(v < 10 ? 2 : 1);
     out << v;
   } else {
-    // Whole numbers with thousands separators: 104,213.
-    std::string digits = std::to_string(std::llround(v));
-    std::string grouped;
-    int n = 0;
-    for (auto it = digits.rbegin(); it != digits.rend(); ++it) {
-      if (n++ % 3 == 0 && n > 1 && *it != '-') grouped.insert(grouped.begin(), ',');
-      grouped.insert(grouped.begin(), *it);
-    }
-    out << grouped;
+    out << bench::Grouped(std::llround(v));
   }
   return out.str();
 }

@@ -20,16 +20,6 @@ double Seconds(Clock::time_point from) {
   return std::chrono::duration<double>(Clock::now() - from).count();
 }
 
-// 10000 -> "10,000".
-std::string Count(int64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 int Scaled(double scale, int n) { return std::max(1, static_cast<int>(std::lround(n * scale))); }
 
 // A payload of about `size` bytes, JSON like a real job's.
@@ -132,7 +122,7 @@ Result<std::vector<Sample>> Seed(Backend& b, const WorkloadOptions& o) {
   std::vector<Sample> out;
   for (int processes : {1, 5}) {
     RETRACED_ASSIGN_OR_RETURN(double s, SeedDrain(b, o, processes, jobs));
-    std::string label = Count(jobs) + " jobs, " + std::to_string(processes) +
+    std::string label = Grouped(jobs) + " jobs, " + std::to_string(processes) +
                         (processes == 1 ? " worker process" : " worker processes");
     out.push_back({label, "s", s});
   }
@@ -154,7 +144,7 @@ Result<std::vector<Sample>> Throughput(Backend& b, const WorkloadOptions& o) {
   RETRACED_RETURN_IF_ERROR(Check(*store, t.queue, "completed", jobs, jobs));
   store.reset();
   b.Done(t);
-  return std::vector<Sample>{{Count(jobs) + " no-op jobs", "jobs/s", jobs / seconds}};
+  return std::vector<Sample>{{Grouped(jobs) + " no-op jobs", "jobs/s", jobs / seconds}};
 }
 
 // ---- retries ---------------------------------------------------------------
@@ -177,7 +167,7 @@ Result<std::vector<Sample>> Retries(Backend& b, const WorkloadOptions& o) {
   store.reset();
   b.Done(t);
   return std::vector<Sample>{
-      {Count(3 * jobs) + " attempts (" + Count(jobs) + " jobs failing twice)", "attempts/s",
+      {Grouped(3 * jobs) + " attempts (" + Grouped(jobs) + " jobs failing twice)", "attempts/s",
        3 * jobs / seconds}};
 }
 
@@ -467,6 +457,15 @@ class GivenBackend : public Backend {
 };
 
 }  // namespace
+
+std::string Grouped(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out = n < 0 ? "-" : "";
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
 
 Result<std::unique_ptr<Backend>> Backend::Own(const std::string& kind) {
   if (kind == "redis") return OwnRedisBackend::Make();

@@ -65,6 +65,9 @@ struct Workload {
 
 const std::vector<Workload>& Workloads();
 
+// A whole number with thousands separators: 10000 -> "10,000".
+std::string Grouped(int64_t n);
+
 // The worker process that `seed` starts: drains `queue` running no-op jobs.
 struct BenchWorkerOptions {
   std::string store, queue;

@@ -231,8 +231,7 @@ Result<Reply> Connection::Eval(Script& script, const std::vector<std::string>& k
 
 Result<std::vector<Reply>> Connection::EvalMany(
     Script& script,
-    const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls,
-    const std::vector<std::vector<std::string>>& after) {
+    const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls) {
   for (int round = 0; round < 2; ++round) {
     if (script.sha.empty()) {
       RETRACED_ASSIGN_OR_RETURN(Reply loaded, Command({"SCRIPT", "LOAD", script.text}));
@@ -248,7 +247,6 @@ Result<std::vector<Reply>> Connection::EvalMany(
       cmd.insert(cmd.end(), args.begin(), args.end());
       commands.push_back(std::move(cmd));
     }
-    commands.insert(commands.end(), after.begin(), after.end());
     RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> replies, Pipeline(commands));
     bool unknown = false;
     for (const Reply& r : replies)

@@ -69,12 +69,9 @@ class Connection {
 
   // Many calls of one script in one round trip. The replies are in order; a
   // script that the server does not know is loaded and the calls sent again.
-  // `after`: commands sent behind the calls in the same round trip (their
-  // replies follow); they must be safe to send twice.
   Result<std::vector<Reply>> EvalMany(
       Script& script,
-      const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls,
-      const std::vector<std::vector<std::string>>& after = {});
+      const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls);
 
   const RedisAddress& address() const { return address_; }
 
