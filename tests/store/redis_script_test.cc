@@ -39,6 +39,7 @@ class RedisScriptTest : public ::testing::Test {
     int prio = 0;
     std::string run_at = "", unique = "", timeout = "", deadline_at = "", deadline_after = "",
                 note = "";
+    std::string check = "1";  // "1": a producer's id, looked up; "": a generated one
   };
   Reply Enqueue(const std::vector<NewJobArgs>& jobs, const std::string& queue = "q") {
     QueueKeys k(queue);
@@ -46,7 +47,8 @@ class RedisScriptTest : public ::testing::Test {
     for (const NewJobArgs& j : jobs) {
       args.insert(args.end(),
                   {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at, j.unique,
-                   j.timeout, j.deadline_at, j.deadline_after, j.note, std::to_string(++seq_)});
+                   j.timeout, j.deadline_at, j.deadline_after, j.note, std::to_string(++seq_),
+                   j.check});
     }
     Result<Reply> r = conn_->Eval(
         enqueue_,
@@ -176,6 +178,18 @@ TEST_F(RedisScriptTest, EnqueueRefusesExistingIdsAndLiveUniqueKeys) {
   // Another queue has its own keys and its own unique keys.
   EXPECT_EQ(Enqueue({{.id = "b", .unique = "k"}}, "other-queue").elements[1].elements[0].integer,
             1);
+}
+
+TEST_F(RedisScriptTest, EnqueueLooksUpOnlyProducersIds) {
+  // A generated id is new by construction: the script spends no lookup on it.
+  // (The store never sends one twice; this shows the lookup is what refuses.)
+  Enqueue({{.id = "g", .type = "first"}});
+  Reply r = Enqueue({{.id = "g", .type = "second", .check = ""}});
+  EXPECT_EQ(r.elements[1].elements[0].integer, 1);
+  EXPECT_EQ(Field("g", "type"), "second");
+  r = Enqueue({{.id = "g", .type = "third"}});
+  EXPECT_EQ(r.elements[1].elements[0].integer, 0);
+  EXPECT_EQ(Field("g", "type"), "second");
 }
 
 TEST_F(RedisScriptTest, AFutureRunAtSchedulesAndTheDeadlineComesFromEitherForm) {

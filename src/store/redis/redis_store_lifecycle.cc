@@ -68,7 +68,8 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
            j.timeout ? std::to_string(j.timeout->count()) : "",
            j.deadline_at ? MsText(*j.deadline_at) : "",
            j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "",
-           "due at " + FormatTime(j.run_at), std::to_string(first + static_cast<int64_t>(n))});
+           j.run_at > now ? "due at " + FormatTime(j.run_at) : "",
+           std::to_string(first + static_cast<int64_t>(n)), jobs[indexes[n]].id ? "1" : ""});
     }
     RETRACED_ASSIGN_OR_RETURN(Reply r, Run("enqueue.lua",
                                            {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(),

@@ -29,16 +29,23 @@ end
 local prefix, ready, active, counters = KEYS[1], KEYS[2], KEYS[5], KEYS[6]
 local worker, max, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
--- Due scheduled and retry_wait jobs become ready first.
+-- Due scheduled and retry_wait jobs become ready first. Sorted-set entries
+-- move many per command (at most 1,000 here): one command per job costs more
+-- than the entry itself.
 for _, due in ipairs({KEYS[3], KEYS[4]}) do
   local promoted = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, 1000)
-  for _, id in ipairs(promoted) do
-    local job = prefix .. 'job:' .. id
-    local f = redis.call('HMGET', job, 'state', 'prio', 'run_at')
-    redis.call('HSET', job, 'state', 'ready', 'updated', now)
-    redis.call('ZREM', due, id)
-    redis.call('ZADD', ready, tonumber(f[3]) - tonumber(f[2] or 0) * 17592186044416, id)
-    redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, f[1], 'ready', 'due', 'system', ''}))
+  if #promoted > 0 then
+    local entries = {}
+    for _, id in ipairs(promoted) do
+      local job = prefix .. 'job:' .. id
+      local f = redis.call('HMGET', job, 'state', 'prio', 'run_at')
+      redis.call('HSET', job, 'state', 'ready', 'updated', now)
+      entries[#entries + 1] = f[2] and tonumber(f[3]) - tonumber(f[2]) * 17592186044416 or f[3]
+      entries[#entries + 1] = id
+      redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, f[1], 'ready', 'due', 'system', ''}))
+    end
+    redis.call('ZREM', due, unpack(promoted))
+    redis.call('ZADD', ready, unpack(entries))
   end
 end
 
@@ -48,6 +55,7 @@ local now_s, expires_s = tostring(now), tostring(now + lease)
 local worker_json = cjson.encode(worker)
 local out = {now}
 local popped = redis.call('ZPOPMIN', ready, max)
+local leases = {}  -- active entries, added in one command after the loop
 local by_trigger = {}
 local claimed = 0
 for i = 1, #popped, 2 do
@@ -59,7 +67,7 @@ for i = 1, #popped, 2 do
   local token = tostring(tonumber(f[1] or 0) + 1)
   redis.call('HSET', job, 'n', token, 'state', 'active', 'worker', worker, 'lease', expires_s,
              'updated', now_s)
-  redis.call('ZADD', active, expires_s, id)
+  leases[#leases + 1], leases[#leases + 2] = expires_s, id
   local lateness = now - tonumber(f[6])
   local trigger = f[10] or 'initial'
   -- One record starts the attempt; readers derive the 'claimed' event from it.
@@ -71,6 +79,7 @@ for i = 1, #popped, 2 do
                    f[8], f[9], trigger, lateness}
 end
 if claimed > 0 then
+  redis.call('ZADD', active, unpack(leases))
   redis.call('HINCRBY', counters, 'attempts', claimed)
   for trigger, n in pairs(by_trigger) do redis.call('HINCRBY', counters, 'attempts_' .. trigger, n) end
 end

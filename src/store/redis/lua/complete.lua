@@ -27,6 +27,12 @@ local actor, actor_json = ARGV[2], ARGV[3]
 local now_s = tostring(now)  -- once, not per job: formatting numbers is costly in Lua
 local out = {now}
 local done, refused = 0, 0
+-- Sorted-set entries move after the loop, many per command: one command per
+-- job costs more than the entry itself.
+local ended, finished = {}, {}
+local function each_chunk(cmd, key, args)
+  for i = 1, #args, 1000 do redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args))) end
+end
 for i = 4, #ARGV - 1, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local job = prefix .. 'job:' .. id
@@ -41,10 +47,10 @@ for i = 4, #ARGV - 1, 2 do
     refused = refused + 1
     out[#out + 1] = {0, f[1], tonumber(f[2] or 0)}
   else
-    redis.call('ZREM', active, id)
+    ended[#ended + 1] = id
+    finished[#finished + 1], finished[#finished + 2] = now_s, id
     redis.call('HSET', job, 'state', 'completed', 'updated', now_s)
     redis.call('HDEL', job, 'worker', 'lease')
-    redis.call('ZADD', completed, now_s, id)
     if f[3] and redis.call('HGET', unique, f[3]) == id then redis.call('HDEL', unique, f[3]) end
     -- The end record with its event (a success's decision is implied, and
     -- the actor too when it is the attempt's own worker).
@@ -54,6 +60,10 @@ for i = 4, #ARGV - 1, 2 do
     out[#out + 1] = 1
   end
 end
-if done > 0 then redis.call('HINCRBY', counters, 'completed', done) end
+if done > 0 then
+  each_chunk('ZREM', active, ended)
+  each_chunk('ZADD', completed, finished)
+  redis.call('HINCRBY', counters, 'completed', done)
+end
 if refused > 0 then redis.call('HINCRBY', counters, 'stale_refused', refused) end
 return out

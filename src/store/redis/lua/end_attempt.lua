@@ -36,6 +36,12 @@
 local prefix, counters, unique = KEYS[1], KEYS[2], KEYS[3]
 local sets = {active = KEYS[4], ready = KEYS[5], retry_wait = KEYS[6], completed = KEYS[7], dead = KEYS[8]}
 local out, counts = {}, {}
+-- Sorted-set entries move after the loop, many per command: one command per
+-- job costs more than the entry itself.
+local ended, entries = {}, {ready = {}, retry_wait = {}, completed = {}, dead = {}}
+local function each_chunk(cmd, key, args)
+  for i = 1, #args, 1000 do redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args))) end
+end
 for b = 0, #ARGV - 18, 18 do
   local now, id, token, actor = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local job = prefix .. 'job:' .. id
@@ -53,19 +59,21 @@ for b = 0, #ARGV - 18, 18 do
     out[#out + 1] = {0, f[1], tonumber(f[2] or 0)}
   else
     local to, run_at = ARGV[b + 8], ARGV[b + 9]
-    redis.call('ZREM', sets.active, id)
+    ended[#ended + 1] = id
+    local into = entries[to]
     -- Every field the move changes, in one HSET.
     local set = {'state', to, 'updated', now}
     if to == 'ready' then
       set[#set + 1], set[#set + 2] = 'run_at', run_at
-      redis.call('ZADD', sets.ready, tonumber(run_at) - tonumber(f[4] or 0) * 17592186044416, id)
+      into[#into + 1] = f[4] and tonumber(run_at) - tonumber(f[4]) * 17592186044416 or run_at
     elseif to == 'retry_wait' then
       set[#set + 1], set[#set + 2] = 'run_at', run_at
-      redis.call('ZADD', sets.retry_wait, run_at, id)
-    elseif to == 'completed' then
-      redis.call('ZADD', sets.completed, now, id)
-    elseif to == 'dead' then
-      redis.call('ZADD', sets.dead, now, id)
+      into[#into + 1] = run_at
+    else
+      into[#into + 1] = now
+    end
+    into[#into + 1] = id
+    if to == 'dead' then
       for _, v in ipairs({'dead_reason', ARGV[b + 17], 'dead_at', now, 'dead_evidence', ARGV[b + 18]}) do
         set[#set + 1] = v
       end
@@ -89,5 +97,7 @@ for b = 0, #ARGV - 18, 18 do
     out[#out + 1] = {1}
   end
 end
+each_chunk('ZREM', sets.active, ended)
+for name, list in pairs(entries) do each_chunk('ZADD', sets[name], list) end
 for name, n in pairs(counts) do redis.call('HINCRBY', counters, name, n) end
 return out

@@ -11,12 +11,14 @@
 -- KEYS[7] signal    stream that wakes idle workers (XREAD BLOCK): one entry per call that added jobs
 -- ARGV[1] now_ms    "" for the server's clock (TIME), or the store's own clock
 -- ARGV[2] actor     who enqueues (recorded on the event)
--- ARGV[3] count     N, then 12 values per job:
+-- ARGV[3] count     N, then 13 values per job:
 --   id, type, payload, policy, priority, run_at_ms ("" = now), unique ("" = none),
 --   timeout_ms ("" = none), deadline_at_ms ("" = none), deadline_after_ms ("" = none:
 --   when set and deadline_at is not, the deadline is created + deadline_after),
 --   scheduled_note (the event's note when the job is scheduled: "due at <RFC 3339>"),
---   seq (its insertion number, from the global counter)
+--   seq (its insertion number, from the global counter),
+--   check ("1": the producer gave the id, refuse it if a job has it; "": a generated
+--   id, new by construction, so no lookup)
 --
 -- Returns: {now_ms, {status, id, note}...} per job, in order, where status is
 --   1 created; 0 not created: a job with this id exists; 2 not created: the
@@ -37,8 +39,14 @@ local now_s = tostring(now)
 local actor_json = cjson.encode(actor)
 local out = {now}
 local created = 0
+-- Sorted-set entries are added after the loop, many per command: one command
+-- per job costs more than the entry itself.
+local to_ready, to_scheduled, to_all = {}, {}, {}
+local function add_all(key, pairs)
+  for i = 1, #pairs, 1000 do redis.call('ZADD', key, unpack(pairs, i, math.min(i + 999, #pairs))) end
+end
 for i = 0, count - 1 do
-  local b = 4 + i * 12
+  local b = 4 + i * 13
   local id, jtype, payload, policy, prio = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local run_at, run_at_s = now, now_s
   if ARGV[b + 5] ~= '' and tonumber(ARGV[b + 5]) > now then run_at, run_at_s = tonumber(ARGV[b + 5]), ARGV[b + 5] end
@@ -48,7 +56,7 @@ for i = 0, count - 1 do
   local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
   if holder then
     out[#out + 1] = {2, holder, "unique key '" .. ukey .. "' is held by live job " .. holder}
-  elseif redis.call('EXISTS', job) == 1 then
+  elseif ARGV[b + 12] ~= '' and redis.call('EXISTS', job) == 1 then
     out[#out + 1] = {0, id, 'a job with id ' .. id .. ' exists'}
   else
     local state = run_at > now and 'scheduled' or 'ready'
@@ -70,13 +78,14 @@ for i = 0, count - 1 do
     end
     redis.call('HSET', job, unpack(fields))
     if state == 'scheduled' then
-      redis.call('ZADD', scheduled, run_at_s, id)
+      to_scheduled[#to_scheduled + 1], to_scheduled[#to_scheduled + 2] = run_at_s, id
       note = cjson.encode(note)
     else
-      redis.call('ZADD', ready, run_at - tonumber(prio) * 17592186044416, id)
+      local score = prio == '0' and run_at_s or run_at - tonumber(prio) * 17592186044416
+      to_ready[#to_ready + 1], to_ready[#to_ready + 2] = score, id
       note = '""'
     end
-    redis.call('ZADD', all, seq, id)
+    to_all[#to_all + 1], to_all[#to_all + 2] = seq, id
     redis.call('RPUSH', prefix .. 'hist:' .. id, payload,
                '["e",' .. now_s .. ',"","' .. state .. '","enqueued",' .. actor_json .. ',' .. note .. ']')
     created = created + 1
@@ -84,6 +93,9 @@ for i = 0, count - 1 do
   end
 end
 if created > 0 then
+  add_all(ready, to_ready)
+  add_all(scheduled, to_scheduled)
+  add_all(all, to_all)
   redis.call('HINCRBY', counters, 'enqueued', created)
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100, '*', 'enqueued', created)
 end
