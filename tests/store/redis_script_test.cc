@@ -45,10 +45,9 @@ class RedisScriptTest : public ::testing::Test {
     QueueKeys k(queue);
     std::vector<std::string> args = {now_, "test", std::to_string(jobs.size())};
     for (const NewJobArgs& j : jobs) {
-      args.insert(args.end(),
-                  {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at, j.unique,
-                   j.timeout, j.deadline_at, j.deadline_after, j.note, std::to_string(++seq_),
-                   j.check});
+      args.insert(args.end(), {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at,
+                               j.unique, j.timeout, j.deadline_at, j.deadline_after, j.note,
+                               std::to_string(++seq_), j.check});
     }
     Result<Reply> r = conn_->Eval(
         enqueue_,
