@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "store/embedded.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/subprocess.h"
 
@@ -34,16 +35,16 @@ TEST_F(SqliteFileTest, ANewFileGetsTheSchemaOnceAndWalMode) {
   {
     Result<std::unique_ptr<sqlite::SqliteStore>> s = sqlite::SqliteStore::Open(path_, {});
     ASSERT_TRUE(s.ok()) << s.status().ToString();
-    EXPECT_EQ(*(*s)->SchemaVersion(), 1);
+    EXPECT_EQ(*(*s)->SchemaVersion(), 2);
   }
   // Reopening applies nothing twice.
   Result<std::unique_ptr<sqlite::SqliteStore>> again = sqlite::SqliteStore::Open(path_, {});
   ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_EQ(*(*again)->SchemaVersion(), 1);
+  EXPECT_EQ(*(*again)->SchemaVersion(), 2);
   testing::ProcessResult mode = testing::RunProcess(
       {"sqlite3", path_, "PRAGMA journal_mode; SELECT count(*) FROM schema_version;"});
   ASSERT_EQ(mode.exit_code, 0) << mode.err;
-  EXPECT_EQ(mode.out, "wal\n1\n");
+  EXPECT_EQ(mode.out, "wal\n2\n");
 }
 
 TEST_F(SqliteFileTest, TheWriteAheadLogStaysBoundedUnderSteadyWrites) {
@@ -69,6 +70,71 @@ TEST_F(SqliteFileTest, TheWriteAheadLogStaysBoundedUnderSteadyWrites) {
       testing::RunProcess({"sqlite3", path_, "PRAGMA integrity_check; SELECT count(*) FROM jobs;"});
   ASSERT_EQ(count.exit_code, 0) << count.err;
   EXPECT_EQ(count.out, "ok\n" + std::to_string(kBatches * kPerBatch) + "\n");
+}
+
+TEST_F(SqliteFileTest, AVersionOneFileKeepsItsHistoryThroughTheMigration) {
+  // A file as the first schema left it: every event a row, ordered by rowid,
+  // two jobs' events interleaved. Job "done" has finished; job "running" is
+  // in the middle of its first attempt.
+  std::string sql(SqliteMigrationFiles().at(0).text);
+  sql += R"(
+CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+INSERT INTO schema_version VALUES (1, '0001_initial.sql', '2026-11-01T00:00:00.000Z');
+INSERT INTO jobs (id, queue, type, state, payload, policy, attempt_count, created_at, updated_at,
+                  run_at, lease_token, lease_worker, lease_expires_at) VALUES
+  ('done', 'q', 't', 'completed', '{}', 'none', 1, '2026-11-01T00:00:00.000Z',
+   '2026-11-01T00:00:02.000Z', '2026-11-01T00:00:00.000Z', NULL, NULL, NULL),
+  ('running', 'q', 't', 'active', '{}', 'none', 1, '2026-11-01T00:00:00.000Z',
+   '2026-11-01T00:00:01.000Z', '2026-11-01T00:00:00.000Z', 1, 'w1', '2999-01-01T00:00:00.000Z');
+INSERT INTO attempts (job_id, n, trigger, worker, started_at, ended_at, outcome, lateness_ms,
+                      action, reason) VALUES
+  ('done', 1, 'initial', 'w1', '2026-11-01T00:00:01.000Z', '2026-11-01T00:00:02.000Z',
+   'succeeded', 0, 'none', 'succeeded'),
+  ('running', 1, 'initial', 'w1', '2026-11-01T00:00:01.000Z', NULL, NULL, 0, NULL, NULL);
+INSERT INTO events (job_id, at, from_state, to_state, reason, actor, note) VALUES
+  ('done', '2026-11-01T00:00:00.000Z', NULL, 'ready', 'enqueued', 'app', ''),
+  ('running', '2026-11-01T00:00:00.000Z', NULL, 'ready', 'enqueued', 'app', ''),
+  ('done', '2026-11-01T00:00:01.000Z', 'ready', 'active', 'claimed', 'w1', 'attempt 1 (initial)'),
+  ('running', '2026-11-01T00:00:01.000Z', 'ready', 'active', 'claimed', 'w1', 'attempt 1 (initial)'),
+  ('done', '2026-11-01T00:00:02.000Z', 'active', 'completed', 'succeeded', 'w1', '');
+)";
+  testing::ProcessResult made = testing::RunProcess({"sqlite3", path_}, sql);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+
+  Result<std::unique_ptr<sqlite::SqliteStore>> s = sqlite::SqliteStore::Open(path_, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*(*s)->SchemaVersion(), 2);
+  auto reasons = [&](const std::string& id) {
+    std::vector<std::string> out;
+    Result<Job> j = (*s)->GetJob(id);
+    EXPECT_TRUE(j.ok()) << j.status().ToString();
+    if (j.ok()) {
+      for (const Event& e : j->events) out.push_back(e.reason + "@" + FormatTime(e.at));
+    }
+    return out;
+  };
+  EXPECT_EQ(reasons("done"), (std::vector<std::string>{"enqueued@2026-11-01T00:00:00.000Z",
+                                                       "claimed@2026-11-01T00:00:01.000Z",
+                                                       "succeeded@2026-11-01T00:00:02.000Z"}));
+  // The attempt that began before the migration ends after it, in order,
+  // and a stale ack afterwards is recorded after that.
+  Completion done{Lease{"running", 1}, "w1"};
+  ASSERT_TRUE((*s)->Complete({&done, 1}).ok());
+  std::vector<std::string> running = reasons("running");
+  ASSERT_EQ(running.size(), 3u);
+  EXPECT_EQ(running[2].substr(0, running[2].find('@')), "succeeded");
+  std::vector<Status> again = *(*s)->Complete({&done, 1});
+  EXPECT_EQ(again[0].code(), StatusCode::kConflict);
+  running = reasons("running");
+  ASSERT_EQ(running.size(), 4u);
+  EXPECT_EQ(running[3].substr(0, running[3].find('@')), "stale_lease_refused");
+  // The shell reads the same timeline from the view `history`.
+  testing::ProcessResult shell = testing::RunProcess(
+      {"sqlite3", path_,
+       "SELECT group_concat(reason, ',') FROM (SELECT reason FROM history WHERE job_id = "
+       "'running' ORDER BY pos);"});
+  ASSERT_EQ(shell.exit_code, 0) << shell.err;
+  EXPECT_EQ(shell.out, "enqueued,claimed,succeeded,stale_lease_refused\n");
 }
 
 TEST_F(SqliteFileTest, AFileThatIsNotADatabaseIsRefusedAndLeftAlone) {

@@ -27,8 +27,9 @@ Result<std::vector<EnqueueResult>> SqliteStore::Enqueue(std::span<const NewJob> 
   RETRACED_ASSIGN_OR_RETURN(
       Stmt * ins,
       db_->Prepare("INSERT INTO jobs (id, queue, type, state, payload, policy, priority, "
-                   "created_at, updated_at, run_at, unique_key, timeout_ms, deadline_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"));
+                   "created_at, updated_at, run_at, unique_key, timeout_ms, deadline_at, "
+                   "history_len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
+                   "ON CONFLICT (id) DO NOTHING"));
   std::vector<EnqueueResult> results;
   Counters counters;
   for (const Job& j : built) {
@@ -60,7 +61,8 @@ Result<std::vector<EnqueueResult>> SqliteStore::Enqueue(std::span<const NewJob> 
       continue;
     }
     std::string note = j.state == JobState::kScheduled ? "due at " + T(j.run_at) : "";
-    RETRACED_RETURN_IF_ERROR(AddEvent(j.id, now, std::nullopt, j.state, "enqueued", actor, note));
+    RETRACED_RETURN_IF_ERROR(
+        AddEventAt(j.id, 1, now, std::nullopt, j.state, "enqueued", actor, note));
     ++counters[{j.queue, "enqueued"}];
     results.push_back(std::move(r));
   }
@@ -80,27 +82,30 @@ Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
   // Due scheduled and retry_wait jobs become ready first.
   for (JobState from : {JobState::kScheduled, JobState::kRetryWait}) {
     RETRACED_ASSIGN_OR_RETURN(
-        Stmt * due, db_->Prepare("UPDATE jobs SET state = 'ready', updated_at = ? WHERE queue = ? "
-                                 "AND state = ? AND run_at <= ? RETURNING id"));
+        Stmt * due, db_->Prepare("UPDATE jobs SET state = 'ready', updated_at = ?, history_len = "
+                                 "history_len + 1 WHERE queue = ? AND state = ? AND run_at <= ? "
+                                 "RETURNING id, history_len"));
     due->Bind(1, T(now)).Bind(2, req.queue).Bind(3, Name(from)).Bind(4, T(now));
-    std::vector<std::string> promoted;
+    std::vector<std::pair<std::string, int64_t>> promoted;
     while (true) {
       RETRACED_ASSIGN_OR_RETURN(bool row, due->Step());
       if (!row) break;
-      promoted.push_back(due->Text(0));
+      promoted.emplace_back(due->Text(0), due->Int(1));
     }
-    for (const std::string& id : promoted) {
-      RETRACED_RETURN_IF_ERROR(AddEvent(id, now, from, JobState::kReady, "due", "system", ""));
+    for (const auto& [id, pos] : promoted) {
+      RETRACED_RETURN_IF_ERROR(
+          AddEventAt(id, pos, now, from, JobState::kReady, "due", "system", ""));
     }
   }
 
   RETRACED_ASSIGN_OR_RETURN(
       Stmt * pick, db_->Prepare(std::string("SELECT ") + kJobColumns +
-                                ", next_trigger FROM jobs WHERE queue = ? AND state = 'ready' "
+                                ", next_trigger, history_len FROM jobs WHERE queue = ? AND "
+                                "state = 'ready' "
                                 "ORDER BY priority DESC, run_at, seq LIMIT ?"));
   pick->Bind(1, req.queue).Bind(2, int64_t{req.max});
   std::vector<ClaimedJob> claimed;
-  std::vector<int64_t> seqs;
+  std::vector<int64_t> seqs, positions;  // positions: of each claim in its job's history
   while (true) {
     RETRACED_ASSIGN_OR_RETURN(bool row, pick->Step());
     if (!row) break;
@@ -122,29 +127,30 @@ Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
     c.job.state = JobState::kActive;
     claimed.push_back(std::move(c));
     seqs.push_back(seq);
+    positions.push_back(pick->Int(26) + 1);
   }
 
   RETRACED_ASSIGN_OR_RETURN(Stmt * take,
                             db_->Prepare("UPDATE jobs SET state = 'active', attempt_count = ?, "
                                          "lease_token = ?, lease_worker = ?, lease_expires_at = ?, "
-                                         "updated_at = ? WHERE seq = ?"));
+                                         "updated_at = ?, history_len = ? WHERE seq = ?"));
+  // The attempt's row stands for its 'claimed' event (see the view `history`).
   RETRACED_ASSIGN_OR_RETURN(
       Stmt * attempt, db_->Prepare("INSERT INTO attempts (job_id, n, trigger, worker, started_at, "
-                                   "lateness_ms) VALUES (?, ?, ?, ?, ?, ?)"));
+                                   "lateness_ms, claimed_pos) VALUES (?, ?, ?, ?, ?, ?, ?)"));
   for (size_t i = 0; i < claimed.size(); ++i) {
     const ClaimedJob& c = claimed[i];
     take->Reset();
     take->Bind(1, int64_t{c.attempt.n}).Bind(2, c.lease.token).Bind(3, req.worker);
-    RETRACED_RETURN_IF_ERROR(
-        take->Bind(4, T(c.lease_expires_at)).Bind(5, T(now)).Bind(6, seqs[i]).Run());
+    RETRACED_RETURN_IF_ERROR(take->Bind(4, T(c.lease_expires_at))
+                                 .Bind(5, T(now))
+                                 .Bind(6, positions[i])
+                                 .Bind(7, seqs[i])
+                                 .Run());
     attempt->Reset();
     attempt->Bind(1, c.job.id).Bind(2, int64_t{c.attempt.n}).Bind(3, Name(c.attempt.trigger));
-    RETRACED_RETURN_IF_ERROR(
-        attempt->Bind(4, req.worker).Bind(5, T(now)).Bind(6, c.attempt.lateness.count()).Run());
-    RETRACED_RETURN_IF_ERROR(AddEvent(c.job.id, now, JobState::kReady, JobState::kActive, "claimed",
-                                      req.worker,
-                                      "attempt " + std::to_string(c.attempt.n) + " (" +
-                                          std::string(Name(c.attempt.trigger)) + ")"));
+    attempt->Bind(4, req.worker).Bind(5, T(now)).Bind(6, c.attempt.lateness.count());
+    RETRACED_RETURN_IF_ERROR(attempt->Bind(7, positions[i]).Run());
     ++counters[{req.queue, "attempts"}];
     ++counters[{req.queue, "attempts_" + std::string(Name(c.attempt.trigger))}];
   }
@@ -189,20 +195,22 @@ Result<std::vector<Status>> SqliteStore::Complete(std::span<const Completion> it
       leases, "completion",
       [this](const LeaseRow& row, std::string_view worker, TimePoint now,
              Counters& counters) -> Status {
+        // The attempt's row stands for the 'succeeded' event (see the view `history`).
+        const int64_t pos = row.history_len + 1;
         RETRACED_ASSIGN_OR_RETURN(
-            Stmt * a,
-            db_->Prepare("UPDATE attempts SET ended_at = ?, outcome = 'succeeded', "
-                         "action = 'none', reason = 'succeeded' WHERE job_id = ? AND n = ?"));
-        RETRACED_RETURN_IF_ERROR(
-            a->Bind(1, T(now)).Bind(2, row.id).Bind(3, row.attempt_count).Run());
+            Stmt * a, db_->Prepare("UPDATE attempts SET ended_at = ?, outcome = 'succeeded', "
+                                   "action = 'none', reason = 'succeeded', end_pos = ?, "
+                                   "end_to = 'completed', end_event = 'succeeded', end_actor = ? "
+                                   "WHERE job_id = ? AND n = ?"));
+        a->Bind(1, T(now)).Bind(2, pos);
+        if (worker != row.lease_worker) a->Bind(3, worker);
+        RETRACED_RETURN_IF_ERROR(a->Bind(4, row.id).Bind(5, row.attempt_count).Run());
         RETRACED_ASSIGN_OR_RETURN(
             Stmt * j,
             db_->Prepare("UPDATE jobs SET state = 'completed', lease_token = NULL, "
                          "lease_worker = NULL, lease_expires_at = NULL, lease_expired_streak "
-                         "= 0, updated_at = ? WHERE seq = ?"));
-        RETRACED_RETURN_IF_ERROR(j->Bind(1, T(now)).Bind(2, row.seq).Run());
-        RETRACED_RETURN_IF_ERROR(AddEvent(row.id, now, JobState::kActive, JobState::kCompleted,
-                                          "succeeded", worker, ""));
+                         "= 0, updated_at = ?, history_len = ? WHERE seq = ?"));
+        RETRACED_RETURN_IF_ERROR(j->Bind(1, T(now)).Bind(2, pos).Bind(3, row.seq).Run());
         ++counters[{row.queue, "completed"}];
         return Status::Ok();
       });

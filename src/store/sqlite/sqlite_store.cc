@@ -74,13 +74,27 @@ Status SqliteStore::AddEvent(std::string_view job_id, TimePoint at, std::optiona
                              std::optional<JobState> to, std::string_view reason,
                              std::string_view actor, std::string_view note) {
   RETRACED_ASSIGN_OR_RETURN(
-      Stmt * q,
-      db_->Prepare("INSERT INTO events (job_id, at, from_state, to_state, reason, actor, note) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)"));
-  q->Bind(1, job_id).Bind(2, T(at));
-  if (from) q->Bind(3, Name(*from));
-  if (to) q->Bind(4, Name(*to));
-  return q->Bind(5, reason).Bind(6, actor).Bind(7, note).Run();
+      Stmt * next, db_->Prepare("UPDATE jobs SET history_len = history_len + 1 WHERE id = ? "
+                                "RETURNING history_len"));
+  next->Bind(1, job_id);
+  RETRACED_ASSIGN_OR_RETURN(bool found, next->Step());
+  if (!found) return Status::Internal("an event for job " + std::string(job_id) + ", not stored");
+  const int64_t pos = next->Int(0);
+  next->Reset();
+  return AddEventAt(job_id, pos, at, from, to, reason, actor, note);
+}
+
+Status SqliteStore::AddEventAt(std::string_view job_id, int64_t pos, TimePoint at,
+                               std::optional<JobState> from, std::optional<JobState> to,
+                               std::string_view reason, std::string_view actor,
+                               std::string_view note) {
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * q, db_->Prepare("INSERT INTO events (job_id, pos, at, from_state, to_state, reason, "
+                             "actor, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  q->Bind(1, job_id).Bind(2, pos).Bind(3, T(at));
+  if (from) q->Bind(4, Name(*from));
+  if (to) q->Bind(5, Name(*to));
+  return q->Bind(6, reason).Bind(7, actor).Bind(8, note).Run();
 }
 
 Status SqliteStore::FlushCounters(const Counters& counters) {
@@ -99,7 +113,7 @@ Result<std::optional<SqliteStore::LeaseRow>> SqliteStore::LoadLeaseRow(std::stri
   RETRACED_ASSIGN_OR_RETURN(
       Stmt * q, db_->Prepare("SELECT seq, id, queue, state, policy, lease_worker, lease_token, "
                              "attempt_count, seq_start, last_delay_ms, lease_expired_streak, "
-                             "replay_budget, deadline_at FROM jobs WHERE id = ?"));
+                             "replay_budget, deadline_at, history_len FROM jobs WHERE id = ?"));
   q->Bind(1, id);
   RETRACED_ASSIGN_OR_RETURN(bool found, q->Step());
   if (!found) return std::optional<LeaseRow>();
@@ -117,6 +131,7 @@ Result<std::optional<SqliteStore::LeaseRow>> SqliteStore::LoadLeaseRow(std::stri
   r.streak = q->Int(10);
   r.replay_budget = q->OptInt(11);
   r.deadline_at = q->OptText(12);
+  r.history_len = q->Int(13);
   q->Reset();
   return std::optional<LeaseRow>(std::move(r));
 }
@@ -160,6 +175,16 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
   Decision d = Decide(*policy, ctx, ToFailure(outcome, error));
 
   const Error& e = error.error;
+  FailResult result{d, JobState::kDead};
+  if (d.action == Action::kRetry) {
+    result.state = d.delay.count() == 0 ? JobState::kReady : JobState::kRetryWait;
+  }
+  std::string_view reason = !event.empty()               ? event
+                            : d.action == Action::kRetry ? "retry_scheduled"
+                                                         : "dead";
+  // The attempt's row records the move it ended with: the history's entry
+  // at the next position (see the view `history`).
+  const int64_t pos = row.history_len + 1;
   RETRACED_ASSIGN_OR_RETURN(
       Stmt * up,
       db_->Prepare(
@@ -167,7 +192,8 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
           "error_message = ?, error_detail = ?, error_code_cut_bytes = ?, "
           "error_message_cut_bytes = ?, error_detail_cut_bytes = ?, action = ?, "
           "reason = ?, phase = ?, base_delay_ms = ?, jitter_ms = ?, delay_ms = ?, "
-          "next_run_at = ?, dead_reason = ? WHERE job_id = ? AND n = ?"));
+          "next_run_at = ?, dead_reason = ?, end_pos = ?, end_to = ?, end_event = ?, "
+          "end_actor = ? WHERE job_id = ? AND n = ?"));
   up->Bind(1, T(now)).Bind(2, Name(outcome)).Bind(3, Name(e.error_class)).Bind(4, e.code);
   up->Bind(5, e.message).Bind(6, e.detail).Bind(7, static_cast<int64_t>(e.code_cut_bytes));
   up->Bind(8, static_cast<int64_t>(e.message_cut_bytes));
@@ -176,23 +202,24 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
   up->Bind(13, d.base_delay.count()).Bind(14, d.jitter.count()).Bind(15, d.delay.count());
   if (d.next_run_at) up->Bind(16, T(*d.next_run_at));
   if (d.dead_reason) up->Bind(17, Name(*d.dead_reason));
-  RETRACED_RETURN_IF_ERROR(up->Bind(18, row.id).Bind(19, row.attempt_count).Run());
+  up->Bind(18, pos).Bind(19, Name(result.state)).Bind(20, reason);
+  if (actor != row.lease_worker) up->Bind(21, actor);
+  RETRACED_RETURN_IF_ERROR(up->Bind(22, row.id).Bind(23, row.attempt_count).Run());
 
-  FailResult result{d, JobState::kDead};
   const std::string signature = ErrorSignature(e.message);
   if (d.action == Action::kRetry) {
-    result.state = d.delay.count() == 0 ? JobState::kReady : JobState::kRetryWait;
     RETRACED_ASSIGN_OR_RETURN(
         Stmt * q, db_->Prepare("UPDATE jobs SET state = ?, run_at = ?, next_trigger = ?, "
                                "last_delay_ms = ?, lease_expired_streak = ?, lease_token = NULL, "
                                "lease_worker = NULL, lease_expires_at = NULL, "
                                "last_error_class = ?, last_error_code = ?, last_error_message = ?, "
-                               "last_error_signature = ?, updated_at = ? WHERE seq = ?"));
+                               "last_error_signature = ?, updated_at = ?, history_len = ? "
+                               "WHERE seq = ?"));
     q->Bind(1, Name(result.state)).Bind(2, T(*d.next_run_at));
     q->Bind(3, Name(outcome == Outcome::kLeaseExpired ? Trigger::kRecovery : Trigger::kAuto));
     q->Bind(4, d.delay.count()).Bind(5, streak);
     q->Bind(6, Name(e.error_class)).Bind(7, e.code).Bind(8, e.message).Bind(9, signature);
-    RETRACED_RETURN_IF_ERROR(q->Bind(10, T(now)).Bind(11, row.seq).Run());
+    RETRACED_RETURN_IF_ERROR(q->Bind(10, T(now)).Bind(11, pos).Bind(12, row.seq).Run());
     ++counters[{row.queue, "retries_scheduled"}];
   } else {
     RETRACED_ASSIGN_OR_RETURN(std::vector<Attempt> history, LoadAttempts(row.id));
@@ -202,19 +229,15 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
                                "dead_evidence = ?, lease_expired_streak = ?, lease_token = NULL, "
                                "lease_worker = NULL, lease_expires_at = NULL, "
                                "last_error_class = ?, last_error_code = ?, last_error_message = ?, "
-                               "last_error_signature = ?, updated_at = ? WHERE seq = ?"));
+                               "last_error_signature = ?, updated_at = ?, history_len = ? "
+                               "WHERE seq = ?"));
     q->Bind(1, Name(*d.dead_reason)).Bind(2, T(now)).Bind(3, DumpJson(evidence));
     q->Bind(4, streak).Bind(5, Name(e.error_class)).Bind(6, e.code);
     q->Bind(7, e.message).Bind(8, signature).Bind(9, T(now));
-    RETRACED_RETURN_IF_ERROR(q->Bind(10, row.seq).Run());
+    RETRACED_RETURN_IF_ERROR(q->Bind(10, pos).Bind(11, row.seq).Run());
     ++counters[{row.queue, "dead_" + std::string(Name(*d.dead_reason))}];
   }
   ++counters[{row.queue, outcome == Outcome::kLeaseExpired ? "lease_expired" : "failed"}];
-  std::string_view reason = !event.empty()               ? event
-                            : d.action == Action::kRetry ? "retry_scheduled"
-                                                         : "dead";
-  RETRACED_RETURN_IF_ERROR(
-      AddEvent(row.id, now, JobState::kActive, result.state, reason, actor, d.reason));
   return result;
 }
 
@@ -234,8 +257,8 @@ Result<std::vector<Attempt>> SqliteStore::LoadAttempts(std::string_view job_id) 
 
 Result<std::vector<Event>> SqliteStore::LoadEvents(std::string_view job_id) {
   RETRACED_ASSIGN_OR_RETURN(
-      Stmt * q, db_->Prepare("SELECT at, from_state, to_state, reason, actor, note FROM events "
-                             "WHERE job_id = ? ORDER BY rowid"));
+      Stmt * q, db_->Prepare("SELECT at, from_state, to_state, reason, actor, note FROM history "
+                             "WHERE job_id = ? ORDER BY pos"));
   q->Bind(1, job_id);
   std::vector<Event> out;
   while (true) {

@@ -57,6 +57,7 @@ class SqliteStore final : public Store {
     int64_t seq = 0;
     std::string id, queue, state, policy, lease_worker;
     int64_t lease_token = 0, attempt_count = 0, seq_start = 1, last_delay_ms = 0, streak = 0;
+    int64_t history_len = 0;  // entries in the job's history so far
     std::optional<int64_t> replay_budget;
     std::optional<std::string> deadline_at;
   };
@@ -66,9 +67,14 @@ class SqliteStore final : public Store {
   SqliteStore(std::unique_ptr<Db> db, const StoreOptions& options);
   Status Migrate();
 
+  // Appends a stored event at the job's next history position (counted in
+  // jobs.history_len). AddEventAt: at a position the caller has counted.
   Status AddEvent(std::string_view job_id, TimePoint at, std::optional<JobState> from,
                   std::optional<JobState> to, std::string_view reason, std::string_view actor,
                   std::string_view note);
+  Status AddEventAt(std::string_view job_id, int64_t pos, TimePoint at,
+                    std::optional<JobState> from, std::optional<JobState> to,
+                    std::string_view reason, std::string_view actor, std::string_view note);
   Status FlushCounters(const Counters& counters);
   Result<std::optional<LeaseRow>> LoadLeaseRow(std::string_view id);
   // Conflict for a lease that is not the job's current one, after recording
