@@ -48,8 +48,8 @@ TEST_F(SqliteFileTest, ANewFileGetsTheSchemaOnceAndWalMode) {
 }
 
 TEST_F(SqliteFileTest, TheWriteAheadLogStaysBoundedUnderSteadyWrites) {
-  // Checkpoints run off the commit path, on a thread of the store's; the log
-  // must still be copied back and reused rather than grow with every commit.
+  // The log must be copied back into the database and reused, not grow with
+  // every commit (whoever runs the checkpoints).
   constexpr int kBatches = 120, kPerBatch = 100;  // about 50 MB written in 120 commits
   {
     Result<std::unique_ptr<sqlite::SqliteStore>> s = sqlite::SqliteStore::Open(path_, {});

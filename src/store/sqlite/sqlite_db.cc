@@ -150,57 +150,12 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
     return Status(s.code() == StatusCode::kInternal ? StatusCode::kInvalidArgument : s.code(),
                   "cannot open sqlite:" + path + ": " + s.message());
   }
-  // Replaces SQLite's automatic checkpoint, which runs inside the commit.
-  sqlite3_wal_hook(raw, &Db::OnCommit, db.get());
   return db;
 }
 
 Db::~Db() {
-  {
-    std::lock_guard lock(ckpt_mu_);
-    ckpt_stop_ = true;
-  }
-  ckpt_cv_.notify_one();
-  if (ckpt_thread_.joinable()) ckpt_thread_.join();
   cache_.clear();
   sqlite3_close(db_);
-}
-
-int Db::OnCommit(void* self, sqlite3* db, const char* schema, int frames) {
-  Db& d = *static_cast<Db*>(self);
-  if (frames >= kInlineCheckpointFrames) {
-    // Behind: this commit's writer checkpoints, as SQLite would have.
-    sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-  } else if (frames >= kCheckpointFrames) {
-    std::lock_guard lock(d.ckpt_mu_);
-    d.ckpt_wanted_ = true;
-    if (!d.ckpt_thread_.joinable()) d.ckpt_thread_ = std::thread([&d] { d.CheckpointLoop(); });
-    d.ckpt_cv_.notify_one();
-  }
-  return SQLITE_OK;
-}
-
-void Db::CheckpointLoop() {
-  sqlite3* conn = nullptr;
-  if (sqlite3_open_v2(path_.c_str(), &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-      SQLITE_OK) {
-    sqlite3_close(conn);  // the writers' commits checkpoint past the inline threshold
-    return;
-  }
-  // No automatic checkpoint when this connection closes: the store's own
-  // connection is the one that ends the log.
-  std::unique_lock lock(ckpt_mu_);
-  while (true) {
-    ckpt_cv_.wait(lock, [this] { return ckpt_wanted_ || ckpt_stop_; });
-    if (ckpt_stop_) break;
-    ckpt_wanted_ = false;
-    lock.unlock();
-    // PASSIVE: copies what it can without waiting for readers or writers.
-    sqlite3_wal_checkpoint_v2(conn, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    lock.lock();
-  }
-  lock.unlock();
-  sqlite3_close(conn);
 }
 
 Status Db::Exec(std::string_view sql) {

@@ -8,15 +8,12 @@
 
 #include <sqlite3.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 
 #include "retraced/status.h"
@@ -67,15 +64,7 @@ class Db {
  public:
   // Opens (creating when missing) the file at `path` with WAL, synchronous=NORMAL
   // and a busy timeout, so several processes can share it.
-  //
-  // The write-ahead log is copied back into the database (checkpointed) by a
-  // thread of the Db's own, on a connection of its own, once a commit leaves
-  // kCheckpointFrames pages in it: commits no longer pay for checkpoints. A
-  // commit that finds the log past kInlineCheckpointFrames (the thread is
-  // behind, or readers hold the log) checkpoints itself, so the log stays bounded.
   static Result<std::unique_ptr<Db>> Open(const std::string& path, int busy_timeout_ms = 10'000);
-  static constexpr int kCheckpointFrames = 1000;  // SQLite's own default threshold
-  static constexpr int kInlineCheckpointFrames = 4000;
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
   ~Db();
@@ -92,18 +81,10 @@ class Db {
 
  private:
   Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  static int OnCommit(void* self, sqlite3* db, const char* schema, int frames);
-  void CheckpointLoop();
   sqlite3* db_;
   std::string path_;
   int busy_timeout_ms_ = 0;  // read by the busy handler
   std::unordered_map<std::string, std::unique_ptr<Stmt>> cache_;
-  // The checkpointer: started at the first commit that asks for it.
-  std::mutex ckpt_mu_;
-  std::condition_variable ckpt_cv_;
-  bool ckpt_wanted_ = false;
-  bool ckpt_stop_ = false;
-  std::thread ckpt_thread_;
 };
 
 // BEGIN IMMEDIATE on construction (taking the write lock up front, so two
