@@ -81,10 +81,14 @@ Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
 
   // Due scheduled and retry_wait jobs become ready first.
   for (JobState from : {JobState::kScheduled, JobState::kRetryWait}) {
+    // The literal state list matches the partial index jobs_due (queue,
+    // run_at), so only due entries are read; `state = ?` alone would walk
+    // every waiting job of the queue.
     RETRACED_ASSIGN_OR_RETURN(
-        Stmt * due, db_->Prepare("UPDATE jobs SET state = 'ready', updated_at = ?, history_len = "
-                                 "history_len + 1 WHERE queue = ? AND state = ? AND run_at <= ? "
-                                 "RETURNING id, history_len"));
+        Stmt * due,
+        db_->Prepare("UPDATE jobs SET state = 'ready', updated_at = ?, history_len = "
+                     "history_len + 1 WHERE queue = ? AND state IN ('scheduled', 'retry_wait') "
+                     "AND state = ? AND run_at <= ? RETURNING id, history_len"));
     due->Bind(1, T(now)).Bind(2, req.queue).Bind(3, Name(from)).Bind(4, T(now));
     std::vector<std::pair<std::string, int64_t>> promoted;
     while (true) {
