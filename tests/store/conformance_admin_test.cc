@@ -1,4 +1,5 @@
 // Conformance: listing, dead-letter groups, replay, purge, retention, stats.
+#include <map>
 #include <set>
 
 #include "store/store_fixture.h"
@@ -336,6 +337,102 @@ TEST_P(AdminTest, StatsCountStatesAttemptsRetriesAndDeaths) {
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].queue, "emails");
   EXPECT_EQ((*all)[1].queue, "other");
+}
+
+TEST_P(AdminTest, StateCountsFollowEveryKindOfChange) {
+  // Stats' counts per state must equal the jobs themselves after every way a
+  // job is created, moved or removed.
+  StoreOptions o;
+  o.retention.completed_max_count = 1;
+  Reopen(o);
+  auto check = [&](const std::string& step) {
+    std::map<JobState, int64_t> listed;
+    for (const char* queue : {"emails", "reports"}) {
+      JobFilter f;
+      f.queue = queue;
+      f.limit = 1000;
+      Result<JobPage> page = store_->ListJobs(f);
+      ASSERT_TRUE(page.ok()) << page.status().ToString();
+      for (const JobSummary& j : page->jobs) ++listed[j.job.state];
+    }
+    std::map<JobState, int64_t> counted;
+    Result<std::vector<QueueStats>> stats = store_->Stats(std::nullopt);
+    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+    for (const QueueStats& q : *stats) {
+      for (const auto& [state, n] : q.states) {
+        if (n != 0) counted[state] += n;
+      }
+    }
+    EXPECT_EQ(counted, listed) << "after " << step;
+    // And a listing by state finds them, across queues and in each.
+    for (JobState state :
+         {JobState::kScheduled, JobState::kReady, JobState::kActive, JobState::kRetryWait,
+          JobState::kCompleted, JobState::kDead, JobState::kCancelled}) {
+      int64_t found = 0;
+      for (std::optional<std::string> queue :
+           {std::optional<std::string>(), std::optional<std::string>("emails"),
+            std::optional<std::string>("reports")}) {
+        JobFilter f;
+        f.state = state;
+        f.queue = queue;
+        f.limit = 1000;
+        Result<JobPage> page = store_->ListJobs(f);
+        ASSERT_TRUE(page.ok()) << page.status().ToString();
+        for (const JobSummary& j : page->jobs) EXPECT_EQ(j.job.state, state);
+        found += static_cast<int64_t>(page->jobs.size()) * (queue ? 1 : -1);
+        if (!queue) {
+          EXPECT_EQ(static_cast<int64_t>(page->jobs.size()), listed[state]) << step;
+        }
+      }
+      EXPECT_EQ(found, 0) << "the queues' listings add up to the whole, after " << step;
+    }
+  };
+  for (int i = 0; i < 3; ++i) Add(Job());
+  Add(Job("reports"));
+  NewJob later = Job();
+  later.run_at = clock_.Now() + Millis(1000);
+  Add(later);
+  NewJob unique = Job();
+  unique.unique_key = "k";
+  Add(unique);
+  ASSERT_FALSE(store_->Enqueue({&unique, 1}, "test")->at(0).created);
+  check("enqueues and a refused one");
+  CompleteOk(ClaimOne());
+  check("a completion");
+  FailWith(ClaimOne(), ErrorClass::kTemporary, "X");  // retry_wait (the default policy waits)
+  check("a retry");
+  FailWith(ClaimOne(), ErrorClass::kPermanent, "Y");  // dead
+  check("a death");
+  ClaimedJob lost = ClaimOne("reports", "w1", Millis(1000));
+  clock_.Advance(Millis(5000));  // the scheduled job and the retry are due, the lease expired
+  ASSERT_EQ(store_->RecoverExpired(10)->size(), 1u);
+  check("a recovery");
+  std::vector<ClaimedJob> due = ClaimN("emails", 10);
+  ASSERT_EQ(due.size(), 3u);  // the unique one, the scheduled one, the retry
+  CompleteOk(due[2]);
+  check("promotions and claims");
+  ASSERT_TRUE(store_->Release({&due[0].lease, 1}, "w1").ok());
+  ASSERT_TRUE(store_->Cancel(due[1].job.id, "ops", "").ok());
+  check("a release and a cancel");
+  ReplayRequest replay;
+  replay.by = "ops";
+  replay.filter.ids = {due[1].job.id};
+  ASSERT_TRUE(store_->ReplayJobs(replay).ok());
+  replay.filter = {};
+  replay.dry_run = true;
+  ASSERT_TRUE(store_->ReplayJobs(replay).ok());
+  check("a replay and a dry run");
+  clock_.Advance(Millis(3'600'000));  // every retry is due
+  for (const char* queue : {"emails", "reports"}) {
+    for (const ClaimedJob& c : ClaimN(queue, 10)) CompleteOk(c);
+  }
+  check("completions");
+  EXPECT_GT(*store_->ApplyRetention(), 0);
+  check("retention");
+  PurgeRequest purge;
+  purge.by = "ops";
+  EXPECT_GT(store_->Purge(purge)->purged, 0);
+  check("a purge");
 }
 
 }  // namespace

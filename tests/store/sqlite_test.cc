@@ -35,16 +35,16 @@ TEST_F(SqliteFileTest, ANewFileGetsTheSchemaOnceAndWalMode) {
   {
     Result<std::unique_ptr<sqlite::SqliteStore>> s = sqlite::SqliteStore::Open(path_, {});
     ASSERT_TRUE(s.ok()) << s.status().ToString();
-    EXPECT_EQ(*(*s)->SchemaVersion(), 2);
+    EXPECT_EQ(*(*s)->SchemaVersion(), 3);
   }
   // Reopening applies nothing twice.
   Result<std::unique_ptr<sqlite::SqliteStore>> again = sqlite::SqliteStore::Open(path_, {});
   ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_EQ(*(*again)->SchemaVersion(), 2);
+  EXPECT_EQ(*(*again)->SchemaVersion(), 3);
   testing::ProcessResult mode = testing::RunProcess(
       {"sqlite3", path_, "PRAGMA journal_mode; SELECT count(*) FROM schema_version;"});
   ASSERT_EQ(mode.exit_code, 0) << mode.err;
-  EXPECT_EQ(mode.out, "wal\n2\n");
+  EXPECT_EQ(mode.out, "wal\n3\n");
 }
 
 TEST_F(SqliteFileTest, TheWriteAheadLogStaysBoundedUnderSteadyWrites) {
@@ -72,7 +72,7 @@ TEST_F(SqliteFileTest, TheWriteAheadLogStaysBoundedUnderSteadyWrites) {
   EXPECT_EQ(count.out, "ok\n" + std::to_string(kBatches * kPerBatch) + "\n");
 }
 
-TEST_F(SqliteFileTest, AVersionOneFileKeepsItsHistoryThroughTheMigration) {
+TEST_F(SqliteFileTest, AVersionOneFileKeepsItsHistoryAndCountsThroughTheMigrations) {
   // A file as the first schema left it: every event a row, ordered by rowid,
   // two jobs' events interleaved. Job "done" has finished; job "running" is
   // in the middle of its first attempt.
@@ -103,7 +103,14 @@ INSERT INTO events (job_id, at, from_state, to_state, reason, actor, note) VALUE
 
   Result<std::unique_ptr<sqlite::SqliteStore>> s = sqlite::SqliteStore::Open(path_, {});
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(*(*s)->SchemaVersion(), 2);
+  EXPECT_EQ(*(*s)->SchemaVersion(), 3);
+  auto states = [&]() {
+    Result<std::vector<QueueStats>> stats = (*s)->Stats("q");
+    EXPECT_TRUE(stats.ok() && stats->size() == 1);
+    return stats.ok() && stats->size() == 1 ? stats->at(0).states : std::map<JobState, int64_t>{};
+  };
+  EXPECT_EQ(states(),
+            (std::map<JobState, int64_t>{{JobState::kActive, 1}, {JobState::kCompleted, 1}}));
   auto reasons = [&](const std::string& id) {
     std::vector<std::string> out;
     Result<Job> j = (*s)->GetJob(id);
@@ -120,6 +127,7 @@ INSERT INTO events (job_id, at, from_state, to_state, reason, actor, note) VALUE
   // and a stale ack afterwards is recorded after that.
   Completion done{Lease{"running", 1}, "w1"};
   ASSERT_TRUE((*s)->Complete({&done, 1}).ok());
+  EXPECT_EQ(states(), (std::map<JobState, int64_t>{{JobState::kCompleted, 2}}));
   std::vector<std::string> running = reasons("running");
   ASSERT_EQ(running.size(), 3u);
   EXPECT_EQ(running[2].substr(0, running[2].find('@')), "succeeded");

@@ -121,6 +121,7 @@ Result<ReplayResult> SqliteStore::ReplayJobs(const ReplayRequest& req) {
     std::string note = "mode " + ReplayModeText(replay) + (req.note.empty() ? "" : ": " + req.note);
     RETRACED_RETURN_IF_ERROR(AddEvent(t.id, now, from, JobState::kReady, "replayed", req.by, note));
     ++counters[{t.queue, "replayed"}];
+    Moved(counters, t.queue, t.state, "ready");
   }
   if (req.dry_run) return result;  // the transaction rolls back: nothing changed
   RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
@@ -167,7 +168,9 @@ Status SqliteStore::Cancel(std::string_view id, std::string_view by, std::string
   RETRACED_ASSIGN_OR_RETURN(JobState from, ParseJobState(row->state));
   RETRACED_RETURN_IF_ERROR(
       AddEvent(row->id, now, from, JobState::kCancelled, "cancelled", by, note));
-  RETRACED_RETURN_IF_ERROR(FlushCounters({{{row->queue, "cancelled"}, 1}}));
+  Counters counters{{{row->queue, "cancelled"}, 1}};
+  Moved(counters, row->queue, row->state, "cancelled");
+  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
   return txn.Commit();
 }
 

@@ -64,6 +64,7 @@ Result<std::vector<EnqueueResult>> SqliteStore::Enqueue(std::span<const NewJob> 
     RETRACED_RETURN_IF_ERROR(
         AddEventAt(j.id, 1, now, std::nullopt, j.state, "enqueued", actor, note));
     ++counters[{j.queue, "enqueued"}];
+    Moved(counters, j.queue, std::nullopt, Name(j.state));
     results.push_back(std::move(r));
   }
   RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
@@ -99,6 +100,7 @@ Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
     for (const auto& [id, pos] : promoted) {
       RETRACED_RETURN_IF_ERROR(
           AddEventAt(id, pos, now, from, JobState::kReady, "due", "system", ""));
+      Moved(counters, req.queue, Name(from), "ready");
     }
   }
 
@@ -156,6 +158,7 @@ Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
     attempt->Bind(4, req.worker).Bind(5, T(now)).Bind(6, c.attempt.lateness.count());
     RETRACED_RETURN_IF_ERROR(attempt->Bind(7, positions[i]).Run());
     ++counters[{req.queue, "attempts"}];
+    Moved(counters, req.queue, "ready", "active");
     ++counters[{req.queue, "attempts_" + std::string(Name(c.attempt.trigger))}];
   }
   RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
@@ -216,6 +219,7 @@ Result<std::vector<Status>> SqliteStore::Complete(std::span<const Completion> it
                          "= 0, updated_at = ?, history_len = ? WHERE seq = ?"));
         RETRACED_RETURN_IF_ERROR(j->Bind(1, T(now)).Bind(2, pos).Bind(3, row.seq).Run());
         ++counters[{row.queue, "completed"}];
+        Moved(counters, row.queue, "active", "completed");
         return Status::Ok();
       });
 }

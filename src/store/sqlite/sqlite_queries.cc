@@ -34,7 +34,14 @@ struct Where {
 Result<Where> WhereFor(const JobFilter& f, bool with_state) {
   Where w;
   if (f.queue) w.Add("queue = ?", *f.queue);
-  if (with_state && f.state) w.Add("state = ?", std::string(Name(*f.state)));
+  if (with_state && f.state) {
+    // Written out, not bound, so that the partial index of that state
+    // (jobs_ready, jobs_due, jobs_leases, jobs_dead, jobs_cancelled) applies.
+    w.AddRaw("state = '" + std::string(Name(*f.state)) + "'");
+    if (*f.state == JobState::kScheduled || *f.state == JobState::kRetryWait) {
+      w.AddRaw("state IN ('scheduled', 'retry_wait')");
+    }
+  }
   if (f.type) w.Add("type = ?", *f.type);
   if (f.code) w.Add("last_error_code = ?", *f.code);
   if (f.error_class) w.Add("last_error_class = ?", std::string(Name(*f.error_class)));
@@ -83,9 +90,29 @@ Result<JobPage> SqliteStore::ListJobs(const JobFilter& filter) {
     w.Add("seq < ?", "");
     w.args.back() = filter.cursor;
   }
+  // Jobs in a live state are found through that state's partial index and
+  // sorted, which costs what that state holds; the planner would otherwise
+  // walk every job newest first, finished ones included, to find them.
+  std::string indexed;
+  if (filter.state && filter.ids.empty()) {
+    switch (*filter.state) {
+      case JobState::kActive:
+        indexed = " INDEXED BY jobs_leases";
+        break;
+      case JobState::kReady:
+        indexed = " INDEXED BY jobs_ready";
+        break;
+      case JobState::kScheduled:
+      case JobState::kRetryWait:
+        indexed = " INDEXED BY jobs_due";
+        break;
+      default:
+        break;
+    }
+  }
   std::lock_guard lock(mu_);
   RETRACED_ASSIGN_OR_RETURN(
-      Stmt * q, db_->Prepare(std::string("SELECT ") + kJobColumns + " FROM jobs" + w.sql +
+      Stmt * q, db_->Prepare(std::string("SELECT ") + kJobColumns + " FROM jobs" + indexed + w.sql +
                              " ORDER BY seq DESC LIMIT ?"));
   w.Bind(*q);
   q->Bind(static_cast<int>(w.args.size()) + 1, int64_t{filter.limit} + 1);
@@ -172,8 +199,10 @@ Result<std::vector<QueueStats>> SqliteStore::Stats(std::optional<std::string_vie
   RETRACED_RETURN_IF_ERROR(snapshot.Begin());
   std::map<std::string, QueueStats> by_queue;
   const std::string where = queue ? " WHERE queue = ?" : "";
-  RETRACED_ASSIGN_OR_RETURN(Stmt * states, db_->Prepare("SELECT queue, state, count(*) FROM jobs" +
-                                                        where + " GROUP BY queue, state"));
+  // Kept by every change (FlushCounters, DeleteJob): the jobs table is not counted.
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * states, db_->Prepare("SELECT queue, state, jobs FROM queue_states WHERE jobs > 0" +
+                                  (queue ? std::string(" AND queue = ?") : std::string())));
   if (queue) states->Bind(1, *queue);
   while (true) {
     RETRACED_ASSIGN_OR_RETURN(bool row, states->Step());

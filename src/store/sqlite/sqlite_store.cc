@@ -97,14 +97,31 @@ Status SqliteStore::AddEventAt(std::string_view job_id, int64_t pos, TimePoint a
   return q->Bind(6, reason).Bind(7, actor).Bind(8, note).Run();
 }
 
+void SqliteStore::Moved(Counters& counters, const std::string& queue,
+                        std::optional<std::string_view> from, std::string_view to) {
+  if (from) --counters[{queue, std::string(kStateCount) + std::string(*from)}];
+  ++counters[{queue, std::string(kStateCount) + std::string(to)}];
+}
+
 Status SqliteStore::FlushCounters(const Counters& counters) {
   RETRACED_ASSIGN_OR_RETURN(
       Stmt * q,
       db_->Prepare("INSERT INTO queue_counters (queue, name, value) VALUES (?, ?, ?) "
                    "ON CONFLICT (queue, name) DO UPDATE SET value = value + excluded.value"));
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * states,
+      db_->Prepare("INSERT INTO queue_states (queue, state, jobs) VALUES (?, ?, ?) "
+                   "ON CONFLICT (queue, state) DO UPDATE SET jobs = jobs + excluded.jobs"));
   for (const auto& [key, delta] : counters) {
-    q->Reset();
-    RETRACED_RETURN_IF_ERROR(q->Bind(1, key.first).Bind(2, key.second).Bind(3, delta).Run());
+    if (delta == 0) continue;
+    Stmt* into = q;
+    std::string_view name = key.second;
+    if (name.starts_with(kStateCount)) {
+      into = states;
+      name.remove_prefix(kStateCount.size());
+    }
+    into->Reset();
+    RETRACED_RETURN_IF_ERROR(into->Bind(1, key.first).Bind(2, name).Bind(3, delta).Run());
   }
   return Status::Ok();
 }
@@ -238,6 +255,7 @@ Result<FailResult> SqliteStore::EndAttempt(const LeaseRow& row, Outcome outcome,
     ++counters[{row.queue, "dead_" + std::string(Name(*d.dead_reason))}];
   }
   ++counters[{row.queue, outcome == Outcome::kLeaseExpired ? "lease_expired" : "failed"}];
+  Moved(counters, row.queue, "active", Name(result.state));
   return result;
 }
 
@@ -281,12 +299,22 @@ Result<std::vector<Event>> SqliteStore::LoadEvents(std::string_view job_id) {
 }
 
 Status SqliteStore::DeleteJob(std::string_view id) {
-  for (const char* sql : {"DELETE FROM attempts WHERE job_id = ?",
-                          "DELETE FROM events WHERE job_id = ?", "DELETE FROM jobs WHERE id = ?"}) {
+  for (const char* sql :
+       {"DELETE FROM attempts WHERE job_id = ?", "DELETE FROM events WHERE job_id = ?"}) {
     RETRACED_ASSIGN_OR_RETURN(Stmt * q, db_->Prepare(sql));
     RETRACED_RETURN_IF_ERROR(q->Bind(1, id).Run());
   }
-  return Status::Ok();
+  RETRACED_ASSIGN_OR_RETURN(Stmt * job,
+                            db_->Prepare("DELETE FROM jobs WHERE id = ? RETURNING queue, state"));
+  job->Bind(1, id);
+  RETRACED_ASSIGN_OR_RETURN(bool found, job->Step());
+  if (!found) return Status::Ok();
+  const std::string queue = job->Text(0), state = job->Text(1);
+  job->Reset();
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * count,
+      db_->Prepare("UPDATE queue_states SET jobs = jobs - 1 WHERE queue = ? AND state = ?"));
+  return count->Bind(1, queue).Bind(2, state).Run();
 }
 
 }  // namespace retraced::sqlite

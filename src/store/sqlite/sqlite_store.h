@@ -62,7 +62,13 @@ class SqliteStore final : public Store {
     std::optional<std::string> deadline_at;
   };
   // Counter increments gathered during one operation, written at its end.
+  // Names starting with kStateCount are changes to the number of the queue's
+  // jobs in a state (table queue_states); the others are queue_counters.
   using Counters = std::map<std::pair<std::string, std::string>, int64_t>;
+  static constexpr std::string_view kStateCount = "state:";
+  // A job of `queue` moved from one state to another (or, with no `from`, was created).
+  static void Moved(Counters& counters, const std::string& queue,
+                    std::optional<std::string_view> from, std::string_view to);
 
   SqliteStore(std::unique_ptr<Db> db, const StoreOptions& options);
   Status Migrate();
