@@ -268,6 +268,27 @@ TEST_P(AdminTest, PurgeDeletesFinishedJobsWithTheirHistoryAndCountsThem) {
   EXPECT_EQ(store_->Purge(named).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST_P(AdminTest, APurgeOfManyJobsTakesThemAll) {
+  // Backends may remove in pieces (Redis: 500 per script call); none is left.
+  constexpr int kJobs = 1201;
+  std::vector<NewJob> jobs(kJobs, Job());
+  ASSERT_TRUE(store_->Enqueue(jobs, "test").ok());
+  for (int left = kJobs; left > 0;) {
+    std::vector<ClaimedJob> batch = ClaimN("emails", 1000);
+    ASSERT_FALSE(batch.empty());
+    std::vector<Completion> done;
+    for (const ClaimedJob& c : batch) done.push_back({c.lease, "w1"});
+    ASSERT_TRUE(store_->Complete(done).ok());
+    left -= static_cast<int>(batch.size());
+  }
+  PurgeRequest req;
+  req.by = "ops";
+  EXPECT_EQ(store_->Purge(req)->purged, kJobs);
+  EXPECT_EQ(StatsOf("emails").counters["purged"], kJobs);
+  JobFilter all;
+  EXPECT_TRUE(store_->ListJobs(all)->jobs.empty());
+}
+
 TEST_P(AdminTest, PurgeOlderThanKeepsRecentJobs) {
   std::string old = MakeDead("emails", "X", "x");
   clock_.Advance(Millis(3'600'000));

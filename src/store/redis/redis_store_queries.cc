@@ -236,16 +236,24 @@ Status RedisStore::Cancel(std::string_view id, std::string_view by, std::string_
 
 Result<int64_t> RedisStore::Remove(const std::string& queue, const std::vector<std::string>& ids,
                                    std::string_view counter) {
-  if (ids.empty()) return int64_t{0};
   QueueKeys k(queue);
-  std::vector<std::string> args = {std::string(counter)};
-  args.insert(args.end(), ids.begin(), ids.end());
-  RETRACED_ASSIGN_OR_RETURN(
-      Reply r, Run("remove.lua",
-                   {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
-                    k.State(JobState::kCancelled), k.Counters()},
-                   args));
-  return static_cast<int64_t>(r.elements.size());
+  int64_t removed = 0;
+  // A script blocks the server while it runs: 500 jobs a call (a few
+  // milliseconds), each call its own round trip so that other clients'
+  // commands run in between. 50,000 jobs in one call took 225 ms.
+  constexpr size_t kPerCall = 500;
+  for (size_t first = 0; first < ids.size(); first += kPerCall) {
+    std::vector<std::string> args = {std::string(counter)};
+    args.insert(args.end(), ids.begin() + static_cast<std::ptrdiff_t>(first),
+                ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), first + kPerCall)));
+    RETRACED_ASSIGN_OR_RETURN(
+        Reply r, Run("remove.lua",
+                     {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
+                      k.State(JobState::kCancelled), k.Counters()},
+                     args));
+    removed += static_cast<int64_t>(r.elements.size());
+  }
+  return removed;
 }
 
 Result<PurgeResult> RedisStore::Purge(const PurgeRequest& req) {
