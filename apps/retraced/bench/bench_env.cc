@@ -1,9 +1,11 @@
 #include "bench/bench_env.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +31,42 @@ Result<int> FreePort() {
   close(fd);
   if (rc != 0) return Status::Unavailable("cannot find a free loopback port");
   return static_cast<int>(ntohs(addr.sin_port));
+}
+
+// Starts `argv` as a child that the kernel stops (SIGTERM) when this thread
+// exits, however it exits: a benchmark interrupted with Ctrl-C or killed
+// leaves no redis-server behind.
+Result<pid_t> SpawnTied(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t parent = getpid();
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) return Status::Unavailable("cannot make a pipe");
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(ready[0]);
+    close(ready[1]);
+    return Status::Unavailable(std::string("cannot fork: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    // Only async-signal-safe calls from here to exec.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(127);  // the parent is already gone
+    execvp(args[0], args.data());
+    int e = errno;
+    (void)!write(ready[1], &e, sizeof e);  // tells the parent why exec failed
+    _exit(127);
+  }
+  close(ready[1]);
+  int exec_errno = 0;
+  ssize_t n = read(ready[0], &exec_errno, sizeof exec_errno);  // 0 bytes: exec succeeded
+  close(ready[0]);
+  if (n == sizeof exec_errno) {
+    waitpid(pid, nullptr, 0);
+    return Status::Unavailable("cannot start " + argv[0] + ": " + std::strerror(exec_errno));
+  }
+  return pid;
 }
 
 }  // namespace
@@ -113,9 +151,9 @@ Result<std::unique_ptr<OwnRedis>> OwnRedis::Start() {
   std::filesystem::create_directories(s->dir_);
   RETRACED_ASSIGN_OR_RETURN(s->port_, FreePort());
   Result<pid_t> pid =
-      Spawn({"redis-server", "--port", std::to_string(s->port_), "--bind", "127.0.0.1", "--dir",
-             s->dir_.string(), "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile",
-             (s->dir_ / "redis.log").string()});
+      SpawnTied({"redis-server", "--port", std::to_string(s->port_), "--bind", "127.0.0.1", "--dir",
+                 s->dir_.string(), "--save", "", "--appendonly", "no", "--daemonize", "no",
+                 "--logfile", (s->dir_ / "redis.log").string()});
   if (!pid.ok()) {
     return Status::Unavailable(
         "redis-server is needed for the Redis workloads (install the "
