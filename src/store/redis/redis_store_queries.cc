@@ -58,27 +58,50 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
   Borrow borrowed(*this);
   RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, QueuesOrAll(filter.queue));
-  // (seq, queue, id), newest first, across queues.
-  std::vector<std::tuple<int64_t, std::string, std::string>> candidates;
-  for (const std::string& q : queues) {
-    RETRACED_ASSIGN_OR_RETURN(Reply r,
-                              Conn().Command({"ZREVRANGEBYSCORE", QueueKeys(q).All(),
-                                              "(" + std::to_string(before), "-inf", "WITHSCORES"}));
+  // Newest first across queues: each queue's `all` set is read in chunks
+  // from its newest end, and the chunks are merged, so a page costs what it
+  // shows (plus what the filter skips), not the size of the queues.
+  struct Source {
+    std::string queue;
+    std::string below;  // exclusive upper bound of the next chunk, as a score
+    std::vector<std::pair<int64_t, std::string>> chunk;  // (seq, id), newest first
+    size_t next = 0;
+    bool exhausted = false;
+  };
+  const int chunk_size = std::max(filter.limit + 1, 100);
+  std::vector<Source> sources;
+  for (const std::string& q : queues) sources.push_back({q, "(" + std::to_string(before), {}, 0});
+  auto fill = [&](Source& src) -> Status {
+    RETRACED_ASSIGN_OR_RETURN(
+        Reply r, Conn().Command({"ZREVRANGEBYSCORE", QueueKeys(src.queue).All(), src.below, "-inf",
+                                 "WITHSCORES", "LIMIT", "0", std::to_string(chunk_size)}));
+    src.chunk.clear();
+    src.next = 0;
     for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
       int64_t seq = 0;
       std::from_chars(r.elements[i + 1].str.data(),
                       r.elements[i + 1].str.data() + r.elements[i + 1].str.size(), seq);
-      candidates.emplace_back(seq, q, r.elements[i].str);
+      src.chunk.emplace_back(seq, r.elements[i].str);
     }
-  }
-  std::sort(candidates.begin(), candidates.end(),
-            [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
+    src.exhausted = static_cast<int>(src.chunk.size()) < chunk_size;
+    if (!src.chunk.empty()) src.below = "(" + std::to_string(src.chunk.back().first);
+    return Status::Ok();
+  };
+  for (Source& src : sources) RETRACED_RETURN_IF_ERROR(fill(src));
   JobPage page;
   int64_t last_seq = 0;
-  for (const auto& [seq, q, id] : candidates) {
-    RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(QueueKeys(q), id));
+  while (true) {
+    Source* newest = nullptr;
+    for (Source& src : sources) {
+      if (src.next == src.chunk.size() && !src.exhausted) RETRACED_RETURN_IF_ERROR(fill(src));
+      if (src.next == src.chunk.size()) continue;
+      if (!newest || src.chunk[src.next].first > newest->chunk[newest->next].first) newest = &src;
+    }
+    if (!newest) break;
+    const auto [seq, id] = newest->chunk[newest->next++];
+    RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(QueueKeys(newest->queue), id));
     if (!f) continue;
-    RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(q, *f));
+    RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(newest->queue, *f));
     if (!Matches(filter, s, true)) continue;
     if (static_cast<int>(page.jobs.size()) == filter.limit) {
       page.next_cursor = std::to_string(last_seq);
