@@ -41,18 +41,19 @@ class RedisScriptTest : public ::testing::Test {
                 note = "";
     std::string check = "1";  // "1": a producer's id, looked up; "": a generated one
   };
-  Reply Enqueue(const std::vector<NewJobArgs>& jobs, const std::string& queue = "q") {
+  Reply Enqueue(const std::vector<NewJobArgs>& jobs, const std::string& queue = "q",
+                const std::string& seq_hint = "0") {
     QueueKeys k(queue);
-    std::vector<std::string> args = {now_, "test", std::to_string(jobs.size())};
+    std::vector<std::string> args = {now_, "test", std::to_string(jobs.size()), seq_hint};
     for (const NewJobArgs& j : jobs) {
-      args.insert(args.end(), {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at,
-                               j.unique, j.timeout, j.deadline_at, j.deadline_after, j.note,
-                               std::to_string(++seq_), j.check});
+      args.insert(args.end(),
+                  {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at, j.unique,
+                   j.timeout, j.deadline_at, j.deadline_after, j.note, j.check});
     }
-    Result<Reply> r = conn_->Eval(
-        enqueue_,
-        {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters(), k.Signal()},
-        args);
+    Result<Reply> r = conn_->Eval(enqueue_,
+                                  {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(),
+                                   k.Counters(), k.Signal(), k.Seq()},
+                                  args);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_FALSE(r->IsError()) << r->str;
     return *r;
@@ -83,7 +84,6 @@ class RedisScriptTest : public ::testing::Test {
   }
 
   std::string now_;  // "" : the server's clock
-  int seq_ = 0;
   std::unique_ptr<RedisServer> server_;
   std::unique_ptr<Connection> conn_;
   Reply End(const std::string& id, int64_t token, const std::string& to, const std::string& event,
@@ -137,7 +137,7 @@ TEST_F(RedisScriptTest, EnqueueAddsJobsAndRecordsTheEvent) {
                       .payload = R"({"to":"x"})",
                       .policy = "fixed(1s, retries=2)",
                       .timeout = "30000"}});
-  ASSERT_EQ(r.elements.size(), 2u);
+  ASSERT_EQ(r.elements.size(), 3u) << "the time, one reply per job, the last insertion number";
   int64_t now = r.elements[0].integer;
   EXPECT_EQ(r.elements[1].elements[0].integer, 1);
   EXPECT_EQ(r.elements[1].elements[1].str, "a");
@@ -164,7 +164,7 @@ TEST_F(RedisScriptTest, EnqueueRefusesExistingIdsAndLiveUniqueKeys) {
                      {.id = "a"},
                      {.id = "b", .unique = "k"},
                      {.id = "c", .unique = "other"}});
-  ASSERT_EQ(r.elements.size(), 5u);
+  ASSERT_EQ(r.elements.size(), 6u);
   EXPECT_EQ(r.elements[1].elements[0].integer, 1);
   EXPECT_EQ(r.elements[2].elements[0].integer, 0);
   EXPECT_EQ(r.elements[2].elements[2].str, "a job with id a exists");
@@ -177,6 +177,27 @@ TEST_F(RedisScriptTest, EnqueueRefusesExistingIdsAndLiveUniqueKeys) {
   // Another queue has its own keys and its own unique keys.
   EXPECT_EQ(Enqueue({{.id = "b", .unique = "k"}}, "other-queue").elements[1].elements[0].integer,
             1);
+}
+
+TEST_F(RedisScriptTest, InsertionNumbersFollowTimeTheQueueAndTheProducersHint) {
+  now_ = "1000000";
+  Reply r = Enqueue({{.id = "a"}, {.id = "b"}});
+  auto score = [&](const std::string& queue, const std::string& id) {
+    return conn_->Command({"ZSCORE", QueueKeys(queue).All(), id})->str;
+  };
+  EXPECT_EQ(score("q", "a"), "1024000000") << "now_ms * 1024";
+  EXPECT_EQ(score("q", "b"), "1024000001");
+  EXPECT_EQ(r.elements.back().integer, 1024000001) << "the last one given";
+  Enqueue({{.id = "c"}});  // the same millisecond, the same queue: the next number
+  EXPECT_EQ(score("q", "c"), "1024000002");
+  // Another queue in the same millisecond: after the producer's latest, as hinted.
+  Enqueue({{.id = "x"}}, "other", "1024000003");
+  EXPECT_EQ(score("other", "x"), "1024000003");
+  Enqueue({{.id = "y"}}, "other");  // no hint: the queue's own latest + 1
+  EXPECT_EQ(score("other", "y"), "1024000004");
+  now_ = "1000001";
+  Enqueue({{.id = "d"}});  // a later millisecond: from its own base
+  EXPECT_EQ(score("q", "d"), "1024001024");
 }
 
 TEST_F(RedisScriptTest, EnqueueLooksUpOnlyProducersIds) {

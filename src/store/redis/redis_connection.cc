@@ -229,6 +229,31 @@ Result<Reply> Connection::Eval(Script& script, const std::vector<std::string>& k
   return Status::Internal("script " + script.name + " could not be loaded");
 }
 
+Result<Reply> Connection::EvalAfter(const std::vector<std::string>& before, Script& script,
+                                    const std::vector<std::string>& keys,
+                                    const std::vector<std::string>& args) {
+  for (int round = 0; round < 2; ++round) {
+    if (script.sha.empty()) {
+      RETRACED_ASSIGN_OR_RETURN(Reply loaded, Command({"SCRIPT", "LOAD", script.text}));
+      if (loaded.IsError()) {
+        return Status::Internal("loading script " + script.name + ": " + loaded.str);
+      }
+      script.sha = loaded.str;
+    }
+    std::vector<std::string> cmd = {"EVALSHA", script.sha, std::to_string(keys.size())};
+    cmd.insert(cmd.end(), keys.begin(), keys.end());
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Pipeline({before, cmd}));
+    if (r[0].IsError()) return Status::Internal(before.front() + ": " + r[0].str);
+    if (r[1].IsError() && r[1].str.rfind("NOSCRIPT", 0) == 0) {
+      script.sha.clear();  // the server restarted or flushed its scripts: load again
+      continue;
+    }
+    return std::move(r[1]);
+  }
+  return Status::Internal("script " + script.name + " could not be loaded");
+}
+
 Result<std::vector<Reply>> Connection::EvalMany(
     Script& script,
     const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls) {

@@ -66,6 +66,12 @@ class Connection {
   // EVALSHA, loading the script first when the server does not know it.
   Result<Reply> Eval(Script& script, const std::vector<std::string>& keys,
                      const std::vector<std::string>& args);
+  // The same, with `before` sent ahead of the script in the same round trip
+  // (it must be safe to send twice: it is, if the script has to be loaded).
+  // An error reply to `before` is an error.
+  Result<Reply> EvalAfter(const std::vector<std::string>& before, Script& script,
+                          const std::vector<std::string>& keys,
+                          const std::vector<std::string>& args);
 
   // Many calls of one script in one round trip. The replies are in order; a
   // script that the server does not know is loaded and the calls sent again.

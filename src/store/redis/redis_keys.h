@@ -10,10 +10,8 @@
 
 namespace retraced::redis {
 
-// Keys outside any queue (another slot): the queues there are, and the
-// insertion counter that orders listings.
+// The key outside any queue (another slot): the queues there are.
 inline constexpr std::string_view kQueuesKey = "rt:queues";
-inline constexpr std::string_view kSeqKey = "rt:seq";
 
 class QueueKeys {
  public:
@@ -30,6 +28,8 @@ class QueueKeys {
   std::string RetryWait() const { return State(JobState::kRetryWait); }
   std::string Active() const { return State(JobState::kActive); }
   std::string All() const { return prefix_ + "all"; }  // every job, by insertion number
+  // The latest insertion number given in the queue (see enqueue.lua).
+  std::string Seq() const { return prefix_ + "seq"; }
   std::string Unique() const { return prefix_ + "unique"; }
   std::string Counters() const { return prefix_ + "counters"; }
   // A stream that enqueue and replay append to, so idle workers wake (XREAD BLOCK).

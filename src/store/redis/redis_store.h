@@ -7,6 +7,7 @@
 #ifndef RETRACED_STORE_REDIS_REDIS_STORE_H_
 #define RETRACED_STORE_REDIS_REDIS_STORE_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -133,6 +134,9 @@ class RedisStore final : public Store {
   std::vector<std::unique_ptr<PooledConnection>> idle_;
   StoreOptions options_;
   SystemClock system_clock_;
+  // The latest insertion number this store's enqueues were given: the next
+  // enqueue's least (see enqueue.lua), so its jobs list in the order given.
+  std::atomic<int64_t> last_seq_{0};
   UlidGenerator ids_;
   std::mutex given_ids_mu_;  // enqueues with producers' own ids, one at a time
   std::mutex cache_mu_;

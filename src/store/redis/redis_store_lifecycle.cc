@@ -50,15 +50,9 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     }
   }
   for (const auto& [queue, indexes] : by_queue) {
-    // The queue is registered before its first job exists: lookups by id
-    // ask every registered queue.
-    RETRACED_ASSIGN_OR_RETURN(
-        std::vector<Reply> seq,
-        Conn().Pipeline({{"SADD", std::string(kQueuesKey), queue},
-                         {"INCRBY", std::string(kSeqKey), std::to_string(indexes.size())}}));
-    int64_t first = seq[1].integer - static_cast<int64_t>(indexes.size()) + 1;
     QueueKeys k(queue);
-    std::vector<std::string> args = {NowArg(), std::string(actor), std::to_string(indexes.size())};
+    std::vector<std::string> args = {NowArg(), std::string(actor), std::to_string(indexes.size()),
+                                     std::to_string(last_seq_.load() + 1)};
     for (size_t n = 0; n < indexes.size(); ++n) {
       const Job& j = built[indexes[n]];
       args.insert(
@@ -68,13 +62,21 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
            j.timeout ? std::to_string(j.timeout->count()) : "",
            j.deadline_at ? MsText(*j.deadline_at) : "",
            j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "",
-           j.run_at > now ? "due at " + FormatTime(j.run_at) : "",
-           std::to_string(first + static_cast<int64_t>(n)), jobs[indexes[n]].id ? "1" : ""});
+           j.run_at > now ? "due at " + FormatTime(j.run_at) : "", jobs[indexes[n]].id ? "1" : ""});
     }
-    RETRACED_ASSIGN_OR_RETURN(Reply r, Run("enqueue.lua",
-                                           {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(),
-                                            k.All(), k.Counters(), k.Signal()},
-                                           args));
+    // One round trip: the queue is registered (lookups by id ask every
+    // registered queue) just ahead of the script, which writes its first job.
+    RETRACED_ASSIGN_OR_RETURN(
+        Reply r,
+        Conn().EvalAfter({"SADD", std::string(kQueuesKey), queue}, ScriptNamed("enqueue.lua"),
+                         {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters(),
+                          k.Signal(), k.Seq()},
+                         args));
+    if (r.IsError()) return Status::Internal("script enqueue.lua: " + r.str);
+    // This producer's next jobs list after these, whatever their queue.
+    for (int64_t last = last_seq_.load(), seen = r.elements.back().integer;
+         seen > last && !last_seq_.compare_exchange_weak(last, seen);) {
+    }
     for (size_t n = 0; n < indexes.size(); ++n) {
       const Reply& one = r.elements[n + 1];
       EnqueueResult& out = results[indexes[n]];

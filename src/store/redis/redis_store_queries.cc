@@ -123,7 +123,15 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
     QueueKeys k(q);
     RETRACED_ASSIGN_OR_RETURN(Reply ids,
                               Conn().Command({"ZRANGE", k.State(JobState::kDead), "0", "-1"}));
-    for (const Reply& id : ids.elements) {
+    // Insertion numbers, to pick each group's newest job as its sample.
+    std::vector<std::string> zmscore = {"ZMSCORE", k.All()};
+    for (const Reply& id : ids.elements) zmscore.push_back(id.str);
+    Reply seqs;
+    if (!ids.elements.empty()) {
+      RETRACED_ASSIGN_OR_RETURN(seqs, Conn().Command(zmscore));
+    }
+    for (size_t n = 0; n < ids.elements.size(); ++n) {
+      const Reply& id = ids.elements[n];
       RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id.str));
       if (!f) continue;
       RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(q, *f));
@@ -148,8 +156,10 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
       g.first_dead_at = std::min(g.first_dead_at, s.job.dead->at);
       g.last_dead_at = std::max(g.last_dead_at, s.job.dead->at);
       int64_t seq = 0;
-      const std::string seq_text = f->count("seq") ? f->find("seq")->second : "0";
-      std::from_chars(seq_text.data(), seq_text.data() + seq_text.size(), seq);
+      if (n < seqs.elements.size()) {
+        const std::string& seq_text = seqs.elements[n].str;
+        std::from_chars(seq_text.data(), seq_text.data() + seq_text.size(), seq);
+      }
       if (seq > newest[i]) {
         newest[i] = seq;
         g.sample_job_id = s.job.id;

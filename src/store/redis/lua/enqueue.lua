@@ -9,20 +9,29 @@
 -- KEYS[5] all       sorted set of every job, score its insertion number
 -- KEYS[6] counters  hash of queue counters
 -- KEYS[7] signal    stream that wakes idle workers (XREAD BLOCK): one entry per call that added jobs
+-- KEYS[8] seq       string: the latest insertion number given in this queue
 -- ARGV[1] now_ms    "" for the server's clock (TIME), or the store's own clock
 -- ARGV[2] actor     who enqueues (recorded on the event)
--- ARGV[3] count     N, then 13 values per job:
+-- ARGV[3] count     N
+-- ARGV[4] seq_hint  the least insertion number to give (the caller's latest + 1), or 0
+-- ARGV[5..]         12 values per job:
 --   id, type, payload, policy, priority, run_at_ms ("" = now), unique ("" = none),
 --   timeout_ms ("" = none), deadline_at_ms ("" = none), deadline_after_ms ("" = none:
 --   when set and deadline_at is not, the deadline is created + deadline_after),
 --   scheduled_note (the event's note when the job is scheduled: "due at <RFC 3339>"),
---   seq (its insertion number, from the global counter),
 --   check ("1": the producer gave the id, refuse it if a job has it; "": a generated
 --   id, new by construction, so no lookup)
 --
--- Returns: {now_ms, {status, id, note}...} per job, in order, where status is
+-- Insertion numbers (the score in `all`, which orders listings newest first,
+-- across queues too) are at least now_ms * 1024, the queue's previous one + 1
+-- and seq_hint: increasing within a queue and within a producer (which
+-- passes its latest as the hint), in time order across producers to the
+-- millisecond, and exact as doubles until the year 2250.
+--
+-- Returns: {now_ms, {status, id, note}..., last_seq}: per job, in order, where status is
 --   1 created; 0 not created: a job with this id exists; 2 not created: the
---   unique key is held by the live job whose id is returned.
+--   unique key is held by the live job whose id is returned. last_seq: the
+--   last insertion number given (the next hint is one more).
 
 local now
 if ARGV[1] ~= '' then
@@ -42,21 +51,22 @@ local created = 0
 -- Sorted-set entries are added after the loop, many per command: one command
 -- per job costs more than the entry itself.
 local to_ready, to_scheduled, to_all = {}, {}, {}
+local seq = math.max(now * 1024, tonumber(redis.call('GET', KEYS[8]) or '0') + 1, tonumber(ARGV[4]))
 local function add_all(key, pairs)
   for i = 1, #pairs, 1000 do redis.call('ZADD', key, unpack(pairs, i, math.min(i + 999, #pairs))) end
 end
 for i = 0, count - 1 do
-  local b = 4 + i * 13
+  local b = 5 + i * 12
   local id, jtype, payload, policy, prio = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local run_at, run_at_s = now, now_s
   if ARGV[b + 5] ~= '' and tonumber(ARGV[b + 5]) > now then run_at, run_at_s = tonumber(ARGV[b + 5]), ARGV[b + 5] end
   local ukey, timeout, deadline_at, deadline_after = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
-  local note, seq = ARGV[b + 10], ARGV[b + 11]
+  local note = ARGV[b + 10]
   local job = prefix .. 'job:' .. id
   local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
   if holder then
     out[#out + 1] = {2, holder, "unique key '" .. ukey .. "' is held by live job " .. holder}
-  elseif ARGV[b + 12] ~= '' and redis.call('EXISTS', job) == 1 then
+  elseif ARGV[b + 11] ~= '' and redis.call('EXISTS', job) == 1 then
     out[#out + 1] = {0, id, 'a job with id ' .. id .. ' exists'}
   else
     local state = run_at > now and 'scheduled' or 'ready'
@@ -64,7 +74,7 @@ for i = 0, count - 1 do
     -- (1), last_delay (0) and streak (0) are left out at their defaults:
     -- every byte of a hash is kept per job.
     local fields = {'type', jtype, 'policy', policy, 'state', state, 'created', now_s,
-                    'updated', now_s, 'run_at', run_at_s, 'seq', seq}
+                    'updated', now_s, 'run_at', run_at_s}
     if prio ~= '0' then fields[#fields + 1], fields[#fields + 2] = 'prio', prio end
     if ukey ~= '' then
       fields[#fields + 1], fields[#fields + 2] = 'unique', ukey
@@ -85,7 +95,8 @@ for i = 0, count - 1 do
       to_ready[#to_ready + 1], to_ready[#to_ready + 2] = score, id
       note = '""'
     end
-    to_all[#to_all + 1], to_all[#to_all + 2] = seq, id
+    to_all[#to_all + 1], to_all[#to_all + 2] = seq, id  -- a number: passed exactly
+    seq = seq + 1
     redis.call('RPUSH', prefix .. 'hist:' .. id, payload,
                '["e",' .. now_s .. ',"","' .. state .. '","enqueued",' .. actor_json .. ',' .. note .. ']')
     created = created + 1
@@ -96,7 +107,9 @@ if created > 0 then
   add_all(ready, to_ready)
   add_all(scheduled, to_scheduled)
   add_all(all, to_all)
+  redis.call('SET', KEYS[8], seq - 1)
   redis.call('HINCRBY', counters, 'enqueued', created)
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100, '*', 'enqueued', created)
 end
+out[#out + 1] = seq - 1
 return out
