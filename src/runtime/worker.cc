@@ -420,8 +420,11 @@ class Worker::Impl {
       return;
     }
     {
+      // Until a reporter has stored the result, heartbeats keep the lease:
+      // a slow store must not let the job be recovered and run again.
       std::lock_guard lock(mu_);
       inflight_.erase(KeyOf(*f));
+      reporting_[KeyOf(*f)] = f;
     }
     fetch_cv_.notify_all();
     done_cv_.notify_all();
@@ -565,6 +568,7 @@ class Worker::Impl {
     for (const InFlightPtr& f : batch) items.push_back({f->claimed.lease, o_.id});
     Result<std::vector<Status>> r =
         WithRetries<std::vector<Status>>([&] { return store_.Complete(items); });
+    Reported(batch);
     if (!r.ok()) {
       Log("reporting " + std::to_string(items.size()) +
           " successes failed: " + r.status().message());
@@ -589,11 +593,21 @@ class Worker::Impl {
     }
   }
 
+  // The results of `batch` are stored (or given up on): no more heartbeats.
+  void Reported(const std::vector<InFlightPtr>& batch) {
+    std::lock_guard lock(mu_);
+    for (const InFlightPtr& f : batch) reporting_.erase(KeyOf(*f));
+  }
+
   void ReportFailures(const std::vector<std::pair<InFlightPtr, FailRequest>>& fails) {
     std::vector<FailRequest> reqs;
     for (const auto& [f, req] : fails) reqs.push_back(req);
     Result<std::vector<Result<FailResult>>> r =
         WithRetries<std::vector<Result<FailResult>>>([&] { return store_.FailMany(reqs); });
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [f, req] : fails) reporting_.erase(KeyOf(*f));
+    }
     for (size_t i = 0; i < fails.size(); ++i) {
       AfterFailure(fails[i].first->claimed, fails[i].second, r.ok() ? (*r)[i] : r.status());
     }
@@ -665,6 +679,7 @@ class Worker::Impl {
     {
       std::lock_guard lock(mu_);
       for (auto& [key, f] : inflight_) held.push_back(f);
+      for (auto& [key, f] : reporting_) held.push_back(f);  // a refusal shows in its report
     }
     if (held.empty()) return;
     std::vector<Lease> leases;
@@ -742,10 +757,11 @@ class Worker::Impl {
   std::mutex stop_mu_;  // serializes Stop()
   std::mutex mu_;
   std::condition_variable fetch_cv_, work_cv_, done_cv_, supervisor_cv_;
-  std::deque<InFlightPtr> queue_;        // claimed, not started
-  std::map<Key, InFlightPtr> inflight_;  // claimed, result not yet reported
-  int abandoned_running_ = 0;            // handlers still running after being abandoned
-  std::optional<TimePoint> wake_hint_;   // earliest retry this worker planned
+  std::deque<InFlightPtr> queue_;         // claimed, not started
+  std::map<Key, InFlightPtr> inflight_;   // claimed, not finished
+  std::map<Key, InFlightPtr> reporting_;  // finished, result not yet stored
+  int abandoned_running_ = 0;             // handlers still running after being abandoned
+  std::optional<TimePoint> wake_hint_;    // earliest retry this worker planned
   bool started_ = false, stopping_ = false, stopped_ = false, drained_ = false;
   bool stop_requested_ = false, notified_ = false, halt_ = false;
   bool supervisor_stop_ = false, supervisor_wake_ = false;

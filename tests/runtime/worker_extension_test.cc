@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -54,6 +55,82 @@ class WorkerExtensionTest : public ::testing::Test {
   std::mutex log_mu_;
   std::vector<std::string> log_;
 };
+
+// A real store whose acknowledgements take `delay` to arrive: a fault
+// injected around the SQLite store, every other call passed through.
+class SlowAcks : public Store {
+ public:
+  SlowAcks(Store& s, Millis delay) : s_(s), delay_(delay) {}
+  std::atomic<bool> acking{false};
+  Result<std::vector<EnqueueResult>> Enqueue(std::span<const NewJob> j,
+                                             std::string_view a) override {
+    return s_.Enqueue(j, a);
+  }
+  Result<std::vector<ClaimedJob>> Claim(const ClaimRequest& r) override { return s_.Claim(r); }
+  Result<std::vector<Status>> Complete(std::span<const Completion> items) override {
+    acking = true;
+    std::this_thread::sleep_for(delay_);
+    return s_.Complete(items);
+  }
+  Result<FailResult> Fail(const FailRequest& r) override { return s_.Fail(r); }
+  Result<std::vector<Result<FailResult>>> FailMany(std::span<const FailRequest> r) override {
+    return s_.FailMany(r);
+  }
+  Result<std::vector<Status>> Heartbeat(std::span<const Lease> l, Millis m) override {
+    return s_.Heartbeat(l, m);
+  }
+  Result<std::vector<Status>> Release(std::span<const Lease> l, std::string_view w) override {
+    return s_.Release(l, w);
+  }
+  Result<std::vector<RecoveredJob>> RecoverExpired(int max) override {
+    return s_.RecoverExpired(max);
+  }
+  Result<Job> GetJob(std::string_view id) override { return s_.GetJob(id); }
+  Result<JobPage> ListJobs(const JobFilter& f) override { return s_.ListJobs(f); }
+  Result<std::vector<DeadGroup>> GroupDead(const JobFilter& f) override { return s_.GroupDead(f); }
+  Result<ReplayResult> ReplayJobs(const ReplayRequest& r) override { return s_.ReplayJobs(r); }
+  Status Cancel(std::string_view id, std::string_view by, std::string_view note) override {
+    return s_.Cancel(id, by, note);
+  }
+  Result<PurgeResult> Purge(const PurgeRequest& r) override { return s_.Purge(r); }
+  Result<std::vector<QueueStats>> Stats(std::optional<std::string_view> q) override {
+    return s_.Stats(q);
+  }
+  Result<int64_t> ApplyRetention() override { return s_.ApplyRetention(); }
+  Result<std::unique_ptr<JobSignal>> WatchQueues(std::span<const std::string> q) override {
+    return s_.WatchQueues(q);
+  }
+  Result<std::optional<TimePoint>> NextDueAt(std::string_view q) override {
+    return s_.NextDueAt(q);
+  }
+  TimePoint Now() override { return s_.Now(); }
+
+ private:
+  Store& s_;
+  Millis delay_;
+};
+
+TEST_F(WorkerExtensionTest, ASlowAcknowledgementKeepsItsLease) {
+  // The success takes 1.2 s to be stored, three times the lease: heartbeats
+  // must go on meanwhile, or the job is recovered and its success refused.
+  std::string id = Add("quick", "fixed(10ms, retries=3)");
+  SlowAcks slow(*store_, Millis(1200));
+  WorkerOptions o = Options();
+  o.lease = Millis(400);
+  o.heartbeat_every = Millis(100);
+  o.recover_every = Millis(60'000);  // recovery is the other process's, below
+  Worker w(slow, o);
+  w.Handle("quick", [](const JobContext&) { return HandlerResult::Success(); });
+  ASSERT_TRUE(w.Start().ok());
+  while (!slow.acking) std::this_thread::sleep_for(Millis(5));
+  std::this_thread::sleep_for(Millis(800));  // twice the lease, the ack still on its way
+  std::unique_ptr<Store> other = std::move(*OpenStore("sqlite:" + (dir_ / "jobs.db").string()));
+  EXPECT_TRUE(other->RecoverExpired(10)->empty()) << "the lease expired while the ack was slow";
+  w.Wait();
+  Job j = Get(id);
+  EXPECT_EQ(j.state, JobState::kCompleted);
+  EXPECT_EQ(j.attempts.size(), 1u);
+}
 
 TEST_F(WorkerExtensionTest, ACustomClassifierDecidesClassAndCode) {
   std::string limited = Add("call_api", "fixed(10ms, retries=1)");
