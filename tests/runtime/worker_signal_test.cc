@@ -70,6 +70,43 @@ TEST_P(WorkerSignalTest, AnIdleWorkerStartsAJobEnqueuedElsewhereWithoutWaitingFo
   w.Stop();
 }
 
+TEST_P(WorkerSignalTest, AnIdleWorkerStartsARetryAnotherProcessMadeReady) {
+  // Another process holds the job and fails it; the policy retries at once,
+  // so the job is ready again: the idle worker must hear of it too.
+  std::unique_ptr<Store> worker_store = std::move(*OpenStore(url_));
+  std::unique_ptr<Store> other = std::move(*OpenStore(url_));
+  NewJob j;
+  j.queue = "emails";
+  j.type = "send";
+  j.policy = *ParsePolicy("immediate(1)");
+  ASSERT_TRUE(other->Enqueue({&j, 1}, "test").ok());
+  std::vector<ClaimedJob> held = *other->Claim(ClaimRequest{"emails", "other", 1, Millis(30'000)});
+  ASSERT_EQ(held.size(), 1u);
+  WorkerOptions o;
+  o.queues = {"emails"};
+  o.idle_poll = Millis(60'000);
+  o.log = [](std::string_view) {};
+  Worker w(*worker_store, o);
+  std::atomic<int> ran{0};
+  w.HandleAny([&](const JobContext& c) {
+    if (c.attempt.trigger == Trigger::kAuto) ++ran;
+    return HandlerResult::Success();
+  });
+  ASSERT_TRUE(w.Start().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // idle, asleep for a minute
+  FailRequest f;
+  f.lease = held[0].lease;
+  f.worker = "other";
+  f.error = Classify({ErrorClass::kTemporary, "TIMEOUT", "took too long", ""}, {}, *j.policy);
+  ASSERT_EQ(other->Fail(f)->state, JobState::kReady);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (ran < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(ran, 1) << "the retry did not start while the worker slept";
+  w.Stop();
+}
+
 TEST_P(WorkerSignalTest, TheSignalReportsAChangeMadeBeforeTheWaitAndIsQuietOtherwise) {
   std::unique_ptr<Store> store = std::move(*OpenStore(url_));
   std::vector<std::string> queues = {"emails"};

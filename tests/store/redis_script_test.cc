@@ -94,7 +94,7 @@ class RedisScriptTest : public ::testing::Test {
     Result<Reply> r =
         conn_->Eval(end_,
                     {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.Ready(), k.RetryWait(),
-                     k.State(JobState::kCompleted), k.State(JobState::kDead)},
+                     k.State(JobState::kCompleted), k.State(JobState::kDead), k.Signal()},
                     {now, id, std::to_string(token), "w1", "completion", record_refusal, event, to,
                      run_at, to == "ready" || to == "retry_wait" ? "auto" : "", "100", "0",
                      R"(["x",1,0,"failed",null,null])", "the reason", counters,
@@ -303,7 +303,7 @@ TEST_F(RedisScriptTest, EndAttemptTakesABatchAndCountsOnce) {
   Result<Reply> r =
       conn_->Eval(end_,
                   {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.Ready(), k.RetryWait(),
-                   k.State(JobState::kCompleted), k.State(JobState::kDead)},
+                   k.State(JobState::kCompleted), k.State(JobState::kDead), k.Signal()},
                   args);
   ASSERT_TRUE(r.ok() && !r->IsError()) << (r.ok() ? r->str : r.status().ToString());
   ASSERT_EQ(r->elements.size(), 3u) << "one reply per job, in order";

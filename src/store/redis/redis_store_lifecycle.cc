@@ -149,7 +149,8 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
           k.Ready(),
           k.RetryWait(),
           k.State(JobState::kCompleted),
-          k.State(JobState::kDead)};
+          k.State(JobState::kDead),
+          k.Signal()};
   const bool current = f && Get(*f, "state") == "active" && IntField(*f, "n") == token;
   std::vector<std::string>& args = plan.args;
   args.resize(18);

@@ -9,6 +9,7 @@
 -- KEYS[3] unique     hash: unique key -> live holder
 -- KEYS[4] active     KEYS[5] ready     KEYS[6] retry_wait
 -- KEYS[7] completed  KEYS[8] dead      (sorted sets of those states)
+-- KEYS[9] signal     stream that wakes idle workers: appended to when jobs go ready
 -- ARGV[1]  now_ms          the store's time (required)
 -- ARGV[2]  id
 -- ARGV[3]  token           the lease token (attempt number) the caller holds
@@ -99,5 +100,8 @@ for b = 0, #ARGV - 18, 18 do
 end
 each_chunk('ZREM', sets.active, ended)
 for name, list in pairs(entries) do each_chunk('ZADD', sets[name], list) end
+if #entries.ready > 0 then  -- retries due at once: idle workers elsewhere start them
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', 100, '*', 'ready', #entries.ready / 2)
+end
 for name, n in pairs(counts) do redis.call('HINCRBY', counters, name, n) end
 return out
