@@ -137,6 +137,47 @@ TEST_P(AdminTest, PagesAcrossQueuesAndSparseFiltersStayInOrder) {
   EXPECT_EQ(all_pages(f), rare_newest_first);
 }
 
+TEST_P(AdminTest, PagesKeepJobsOfTwoProducersInOneMillisecond) {
+  // Two producers (their own connections) enqueue to two queues at the same
+  // instant; Redis may give both jobs one insertion number.
+  std::unique_ptr<Store> other = OpenAnother();
+  std::set<std::string> added;
+  for (int i = 0; i < 3; ++i) {
+    added.insert(Add(Job("emails")));
+    NewJob j = Job("reports");
+    added.insert((*other->Enqueue({&j, 1}, "test"))[0].id);
+  }
+  JobFilter f;
+  f.limit = 1;
+  std::set<std::string> seen;
+  int pages = 0;
+  do {
+    Result<JobPage> p = store_->ListJobs(f);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    for (const JobSummary& s : p->jobs) {
+      EXPECT_TRUE(seen.insert(s.job.id).second) << s.job.id << " listed twice";
+    }
+    f.cursor = p->next_cursor;
+  } while (!f.cursor.empty() && ++pages < 20);
+  EXPECT_EQ(seen, added);
+}
+
+TEST_P(AdminTest, AnIdNamedTwiceIsReplayedOnce) {
+  std::string id = MakeDead("emails", "X", "x");
+  ReplayRequest req;
+  req.by = "ops";
+  req.filter.ids = {id, id};
+  Result<ReplayResult> r = store_->ReplayJobs(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->replayed, std::vector<std::string>{id});
+  QueueStats s = StatsOf("emails");
+  EXPECT_EQ(s.counters["replayed"], 1);
+  EXPECT_EQ(s.states, (std::map<JobState, int64_t>{{JobState::kReady, 1}}));
+  int replays = 0;
+  for (const Event& e : Get(id).events) replays += e.reason == "replayed";
+  EXPECT_EQ(replays, 1);
+}
+
 TEST_P(AdminTest, DeadJobsAreGroupedByErrorSignature) {
   MakeDead("emails", "SMTP_REJECTED", "550 mailbox 12 unavailable");
   MakeDead("emails", "SMTP_REJECTED", "550 mailbox 977 unavailable");

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <set>
 
 #include "retraced/decide.h"
 #include "retraced/json.h"
@@ -47,13 +48,20 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
     return Status::InvalidArgument("limit must be from 1 to 1000, got " +
                                    std::to_string(filter.limit));
   }
+  // Jobs go by insertion number, newest first, and on a tie (two queues can
+  // give one number: it is unique within a queue) by queue name. The cursor
+  // is the last job shown: "NUMBER:QUEUE".
   int64_t before = INT64_MAX;
+  std::optional<std::string> before_queue;
   if (!filter.cursor.empty()) {
-    auto [p, ec] =
-        std::from_chars(filter.cursor.data(), filter.cursor.data() + filter.cursor.size(), before);
-    if (ec != std::errc() || p != filter.cursor.data() + filter.cursor.size()) {
+    const std::string_view c = filter.cursor;
+    const size_t colon = c.find(':');
+    const std::string_view number = c.substr(0, colon);
+    auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), before);
+    if (ec != std::errc() || p != number.data() + number.size() || colon == 0) {
       return Status::InvalidArgument("invalid cursor '" + filter.cursor + "'");
     }
+    if (colon != std::string_view::npos) before_queue = std::string(c.substr(colon + 1));
   }
   Borrow borrowed(*this);
   RETRACED_RETURN_IF_ERROR(borrowed.status());
@@ -70,7 +78,12 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
   };
   const int chunk_size = std::max(filter.limit + 1, 100);
   std::vector<Source> sources;
-  for (const std::string& q : queues) sources.push_back({q, "(" + std::to_string(before), {}, 0});
+  for (const std::string& q : queues) {
+    // After the cursor's job: its number excluded, unless the queue comes
+    // after the cursor's on a tie.
+    const bool tie_follows = before_queue && q > *before_queue;
+    sources.push_back({q, (tie_follows ? "" : "(") + std::to_string(before), {}, 0});
+  }
   auto fill = [&](Source& src) -> Status {
     RETRACED_ASSIGN_OR_RETURN(
         Reply r, Conn().Command({"ZREVRANGEBYSCORE", QueueKeys(src.queue).All(), src.below, "-inf",
@@ -90,12 +103,17 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
   for (Source& src : sources) RETRACED_RETURN_IF_ERROR(fill(src));
   JobPage page;
   int64_t last_seq = 0;
+  std::string last_queue;
   while (true) {
     Source* newest = nullptr;
     for (Source& src : sources) {
       if (src.next == src.chunk.size() && !src.exhausted) RETRACED_RETURN_IF_ERROR(fill(src));
       if (src.next == src.chunk.size()) continue;
-      if (!newest || src.chunk[src.next].first > newest->chunk[newest->next].first) newest = &src;
+      if (!newest || src.chunk[src.next].first > newest->chunk[newest->next].first ||
+          (src.chunk[src.next].first == newest->chunk[newest->next].first &&
+           src.queue < newest->queue)) {
+        newest = &src;
+      }
     }
     if (!newest) break;
     const auto [seq, id] = newest->chunk[newest->next++];
@@ -104,10 +122,11 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
     RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(newest->queue, *f));
     if (!Matches(filter, s, true)) continue;
     if (static_cast<int>(page.jobs.size()) == filter.limit) {
-      page.next_cursor = std::to_string(last_seq);
+      page.next_cursor = std::to_string(last_seq) + ":" + last_queue;
       break;
     }
     last_seq = seq;
+    last_queue = newest->queue;
     page.jobs.push_back(std::move(s));
   }
   return page;
@@ -129,6 +148,7 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
     Reply seqs;
     if (!ids.elements.empty()) {
       RETRACED_ASSIGN_OR_RETURN(seqs, Conn().Command(zmscore));
+      if (seqs.IsError()) return Status::Internal("ZMSCORE (Redis 6.2 or later): " + seqs.str);
     }
     for (size_t n = 0; n < ids.elements.size(); ++n) {
       const Reply& id = ids.elements[n];
@@ -184,7 +204,9 @@ Result<ReplayResult> RedisStore::ReplayJobs(const ReplayRequest& req) {
   // Which jobs, checked before anything changes: (queue, id, policy).
   std::vector<std::tuple<std::string, std::string, std::string>> targets;
   if (!req.filter.ids.empty()) {
+    std::set<std::string> named;  // an id named twice is replayed once
     for (const std::string& id : req.filter.ids) {
+      if (!named.insert(id).second) continue;
       RETRACED_ASSIGN_OR_RETURN(std::optional<std::string> q, QueueOf(id));
       if (!q) return Status::NotFound("no job " + id);
       RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(QueueKeys(*q), id));

@@ -1,5 +1,6 @@
 // The SQLite store's operator actions: replay, cancel, purge, retention.
 #include <array>
+#include <set>
 
 #include "retraced/decide.h"
 #include "retraced/json.h"
@@ -66,7 +67,9 @@ Result<ReplayResult> SqliteStore::ReplayJobs(const ReplayRequest& req) {
     }
   };
   if (!req.filter.ids.empty()) {
+    std::set<std::string> named;  // an id named twice is replayed once
     for (const std::string& id : req.filter.ids) {
+      if (!named.insert(id).second) continue;
       q->Reset();
       q->Bind(1, id);
       size_t before = targets.size();
