@@ -36,6 +36,16 @@ class WorkerSignalTest : public ::testing::TestWithParam<std::string> {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
+  // A worker of queue "emails" that polls once a minute when idle: only the
+  // store's signal can wake it sooner.
+  static WorkerOptions Sleepy() {
+    WorkerOptions o;
+    o.queues = {"emails"};
+    o.idle_poll = Millis(60'000);
+    o.log = [](std::string_view) {};
+    return o;
+  }
+
   std::unique_ptr<testing::RedisServer> server_;
   std::filesystem::path dir_;
   std::string url_;
@@ -44,11 +54,7 @@ class WorkerSignalTest : public ::testing::TestWithParam<std::string> {
 TEST_P(WorkerSignalTest, AnIdleWorkerStartsAJobEnqueuedElsewhereWithoutWaitingForItsPoll) {
   std::unique_ptr<Store> worker_store = std::move(*OpenStore(url_));
   std::unique_ptr<Store> producer = std::move(*OpenStore(url_));
-  WorkerOptions o;
-  o.queues = {"emails"};
-  o.idle_poll = Millis(60'000);
-  o.log = [](std::string_view) {};
-  Worker w(*worker_store, o);
+  Worker w(*worker_store, Sleepy());
   std::atomic<int> ran{0};
   w.HandleAny([&](const JobContext&) {
     ++ran;
@@ -82,11 +88,7 @@ TEST_P(WorkerSignalTest, AnIdleWorkerStartsARetryAnotherProcessMadeReady) {
   ASSERT_TRUE(other->Enqueue({&j, 1}, "test").ok());
   std::vector<ClaimedJob> held = *other->Claim(ClaimRequest{"emails", "other", 1, Millis(30'000)});
   ASSERT_EQ(held.size(), 1u);
-  WorkerOptions o;
-  o.queues = {"emails"};
-  o.idle_poll = Millis(60'000);
-  o.log = [](std::string_view) {};
-  Worker w(*worker_store, o);
+  Worker w(*worker_store, Sleepy());
   std::atomic<int> ran{0};
   w.HandleAny([&](const JobContext& c) {
     if (c.attempt.trigger == Trigger::kAuto) ++ran;

@@ -206,50 +206,51 @@ Result<std::vector<Reply>> Connection::Pipeline(
   return replies;
 }
 
+namespace {
+
+bool IsNoScript(const Reply& r) { return r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0; }
+
+std::vector<std::string> EvalshaCommand(const Script& script, const std::vector<std::string>& keys,
+                                        const std::vector<std::string>& args) {
+  std::vector<std::string> cmd = {"EVALSHA", script.sha, std::to_string(keys.size())};
+  cmd.insert(cmd.end(), keys.begin(), keys.end());
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return cmd;
+}
+
+}  // namespace
+
+Status Connection::Load(Script& script) {
+  if (!script.sha.empty()) return Status::Ok();
+  RETRACED_ASSIGN_OR_RETURN(Reply loaded, Command({"SCRIPT", "LOAD", script.text}));
+  if (loaded.IsError())
+    return Status::Internal("loading script " + script.name + ": " + loaded.str);
+  script.sha = loaded.str;
+  return Status::Ok();
+}
+
 Result<Reply> Connection::Eval(Script& script, const std::vector<std::string>& keys,
                                const std::vector<std::string>& args) {
-  for (int round = 0; round < 2; ++round) {
-    if (script.sha.empty()) {
-      RETRACED_ASSIGN_OR_RETURN(Reply loaded, Command({"SCRIPT", "LOAD", script.text}));
-      if (loaded.IsError()) {
-        return Status::Internal("loading script " + script.name + ": " + loaded.str);
-      }
-      script.sha = loaded.str;
-    }
-    std::vector<std::string> cmd = {"EVALSHA", script.sha, std::to_string(keys.size())};
-    cmd.insert(cmd.end(), keys.begin(), keys.end());
-    cmd.insert(cmd.end(), args.begin(), args.end());
-    RETRACED_ASSIGN_OR_RETURN(Reply r, Command(cmd));
-    if (r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0) {
-      script.sha.clear();  // the server restarted or flushed its scripts: load again
-      continue;
-    }
-    return r;
-  }
-  return Status::Internal("script " + script.name + " could not be loaded");
+  return EvalAfter({}, script, keys, args);
 }
 
 Result<Reply> Connection::EvalAfter(const std::vector<std::string>& before, Script& script,
                                     const std::vector<std::string>& keys,
                                     const std::vector<std::string>& args) {
   for (int round = 0; round < 2; ++round) {
-    if (script.sha.empty()) {
-      RETRACED_ASSIGN_OR_RETURN(Reply loaded, Command({"SCRIPT", "LOAD", script.text}));
-      if (loaded.IsError()) {
-        return Status::Internal("loading script " + script.name + ": " + loaded.str);
-      }
-      script.sha = loaded.str;
+    RETRACED_RETURN_IF_ERROR(Load(script));
+    std::vector<std::vector<std::string>> commands;
+    if (!before.empty()) commands.push_back(before);
+    commands.push_back(EvalshaCommand(script, keys, args));
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Pipeline(commands));
+    if (!before.empty() && r[0].IsError()) {
+      return Status::Internal(before.front() + ": " + r[0].str);
     }
-    std::vector<std::string> cmd = {"EVALSHA", script.sha, std::to_string(keys.size())};
-    cmd.insert(cmd.end(), keys.begin(), keys.end());
-    cmd.insert(cmd.end(), args.begin(), args.end());
-    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Pipeline({before, cmd}));
-    if (r[0].IsError()) return Status::Internal(before.front() + ": " + r[0].str);
-    if (r[1].IsError() && r[1].str.rfind("NOSCRIPT", 0) == 0) {
+    if (IsNoScript(r.back())) {
       script.sha.clear();  // the server restarted or flushed its scripts: load again
       continue;
     }
-    return std::move(r[1]);
+    return std::move(r.back());
   }
   return Status::Internal("script " + script.name + " could not be loaded");
 }
@@ -258,25 +259,12 @@ Result<std::vector<Reply>> Connection::EvalMany(
     Script& script,
     const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls) {
   for (int round = 0; round < 2; ++round) {
-    if (script.sha.empty()) {
-      RETRACED_ASSIGN_OR_RETURN(Reply loaded, Command({"SCRIPT", "LOAD", script.text}));
-      if (loaded.IsError())
-        return Status::Internal("loading script " + script.name + ": " + loaded.str);
-      script.sha = loaded.str;
-    }
+    RETRACED_RETURN_IF_ERROR(Load(script));
     std::vector<std::vector<std::string>> commands;
     commands.reserve(calls.size());
-    for (const auto& [keys, args] : calls) {
-      std::vector<std::string> cmd = {"EVALSHA", script.sha, std::to_string(keys.size())};
-      cmd.insert(cmd.end(), keys.begin(), keys.end());
-      cmd.insert(cmd.end(), args.begin(), args.end());
-      commands.push_back(std::move(cmd));
-    }
+    for (const auto& [keys, args] : calls) commands.push_back(EvalshaCommand(script, keys, args));
     RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> replies, Pipeline(commands));
-    bool unknown = false;
-    for (const Reply& r : replies)
-      unknown = unknown || (r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0);
-    if (!unknown) return replies;
+    if (std::none_of(replies.begin(), replies.end(), IsNoScript)) return replies;
     // Nothing ran: NOSCRIPT means the server does not have the script at all.
     script.sha.clear();
   }

@@ -63,6 +63,8 @@ class Connection {
   Result<Reply> Command(const std::vector<std::string>& args);
   // Sends every command before reading any reply: one round trip for all.
   Result<std::vector<Reply>> Pipeline(const std::vector<std::vector<std::string>>& commands);
+  // SCRIPT LOAD, unless the script's SHA is known already.
+  Status Load(Script& script);
   // EVALSHA, loading the script first when the server does not know it.
   Result<Reply> Eval(Script& script, const std::vector<std::string>& keys,
                      const std::vector<std::string>& args);
