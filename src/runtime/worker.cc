@@ -3,7 +3,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,18 +21,6 @@ namespace {
 enum State : int { kQueued, kRunning, kDone, kAbandoned };
 
 }  // namespace
-
-std::string DefaultWorkerId() {
-  char host[256] = {0};
-  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
-    std::snprintf(host, sizeof host, "host");
-  std::string started = FormatTime(SystemClock().Now());  // 2026-11-28T12:00:00.123Z
-  std::string compact;
-  for (char c : started) {
-    if (c != '-' && c != ':') compact += c;
-  }
-  return std::string(host) + ":" + std::to_string(getpid()) + ":" + compact;
-}
 
 class Worker::Impl {
  public:
