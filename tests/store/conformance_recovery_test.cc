@@ -41,6 +41,59 @@ TEST_P(StoreTest, AnExpiredLeaseEndsTheAttemptAndTheNextRunIsARecovery) {
   EXPECT_EQ(StatsOf("emails").counters["attempts_recovery"], 1);
 }
 
+TEST_P(StoreTest, ARunningAttemptReadsInFullAndRefusalsDuringItFollowItsClaim) {
+  // What an operator reads while a recovered job runs again: the running
+  // attempt in full, and the late reports of the lost worker after its claim.
+  NewJob n = Job();
+  n.policy = *ParsePolicy("immediate(3)");
+  std::string id = Add(n);
+  ClaimedJob first = ClaimOne("emails", "host-a/1", Millis(100));
+  clock_.Advance(Millis(101));
+  ASSERT_EQ(store_->RecoverExpired(10)->size(), 1u);
+  clock_.Advance(Millis(7));
+  ClaimedJob second = ClaimOne("emails", "host-b/2");
+  ASSERT_EQ(second.attempt.n, 2);
+
+  retraced::Job running = Get(id);
+  EXPECT_EQ(running.state, JobState::kActive);
+  ASSERT_EQ(running.attempts.size(), 2u) << "the running attempt is part of the history";
+  const Attempt& now = running.attempts[1];
+  EXPECT_EQ(now.n, 2);
+  EXPECT_EQ(now.trigger, Trigger::kRecovery);
+  EXPECT_EQ(now.worker, "host-b/2");
+  EXPECT_EQ(now.started_at, second.attempt.started_at);
+  EXPECT_EQ(now.lateness, second.attempt.lateness);
+  EXPECT_FALSE(now.ended_at);
+  EXPECT_EQ(EventReasons(running),
+            (std::vector<std::string>{"enqueued", "claimed", "lease_expired", "claimed"}));
+  EXPECT_EQ(running.events.back().actor, "host-b/2");
+  EXPECT_EQ(running.events.back().note, "attempt 2 (recovery)");
+
+  // The first worker's late reports are refused while attempt 2 runs.
+  Completion late{first.lease, "host-a/1"};
+  EXPECT_EQ((*store_->Complete({&late, 1}))[0].code(), StatusCode::kConflict);
+  FailRequest failed;
+  failed.lease = first.lease;
+  failed.worker = "host-a/1";
+  failed.error = Classify({ErrorClass::kTemporary, "X", "", ""}, {}, first.job.policy);
+  EXPECT_EQ(store_->Fail(failed).status().code(), StatusCode::kConflict);
+  clock_.Advance(Millis(5));
+  CompleteOk(second);
+
+  retraced::Job j = Get(id);
+  EXPECT_EQ(EventReasons(j),
+            (std::vector<std::string>{"enqueued", "claimed", "lease_expired", "claimed",
+                                      "stale_lease_refused", "stale_lease_refused", "succeeded"}))
+      << "attempt 2's claim is recorded once, before the refusals made while it ran";
+  ASSERT_EQ(j.attempts.size(), 2u);
+  EXPECT_EQ(j.attempts[1].worker, "host-b/2");
+  EXPECT_EQ(j.attempts[1].started_at, second.attempt.started_at);
+  EXPECT_EQ(j.attempts[1].trigger, Trigger::kRecovery);
+  EXPECT_EQ(j.attempts[1].outcome, Outcome::kSucceeded);
+  EXPECT_EQ(j.attempts[1].ended_at, clock_.Now());
+  EXPECT_EQ(j.events[3].at, second.attempt.started_at);
+}
+
 TEST_P(StoreTest, AJobWhoseWorkersDieThreeTimesInARowIsPoison) {
   NewJob n = Job();
   n.policy = *ParsePolicy("immediate(10)");
