@@ -3,6 +3,8 @@
 #   const std::vector<retraced::EmbeddedFile>& SYMBOL();
 # with the name and text of every file matching GLOB, sorted by name, and
 # appends OUTPUT to the list TARGET_VAR. CMake re-runs when a file changes.
+# A line "--@include NAME" is replaced by the text of include/NAME in the
+# file's folder (shared Lua code of the Redis scripts).
 function(retraced_embed target_var output symbol glob)
   file(GLOB files CONFIGURE_DEPENDS ${glob})
   list(SORT files)
@@ -10,7 +12,26 @@ function(retraced_embed target_var output symbol glob)
   foreach(f ${files})
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${f})
     get_filename_component(name ${f} NAME)
+    get_filename_component(dir ${f} DIRECTORY)
     file(READ ${f} text)
+    # A line "--@include NAME" is replaced by the file include/NAME next to
+    # it: Redis scripts cannot share code at run time.
+    string(REGEX MATCH "--@include ([A-Za-z0-9_]+\\.lua)" directive "${text}")
+    set(includes 0)
+    while(directive)
+      math(EXPR includes "${includes} + 1")
+      if(includes GREATER 20)
+        message(FATAL_ERROR "${f}: more than 20 includes (does an included file include itself?)")
+      endif()
+      set(part ${dir}/include/${CMAKE_MATCH_1})
+      if(NOT EXISTS ${part})
+        message(FATAL_ERROR "${f}: no file ${part} to include")
+      endif()
+      set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${part})
+      file(READ ${part} included)
+      string(REPLACE "${directive}" "${included}" text "${text}")
+      string(REGEX MATCH "--@include ([A-Za-z0-9_]+\\.lua)" directive "${text}")
+    endwhile()
     string(FIND "${text}" ")embed\"" clash)
     if(NOT clash EQUAL -1)
       message(FATAL_ERROR "${f} contains the raw-string terminator )embed\"")

@@ -8,6 +8,7 @@
 #include "retraced/json.h"
 #include "store/embedded.h"
 #include "store/redis/redis_connection.h"
+#include "store/redis/redis_fields.h"
 #include "store/redis/redis_keys.h"
 #include "support/redis_server.h"
 
@@ -68,14 +69,24 @@ class RedisScriptTest : public ::testing::Test {
     return *r;
   }
   std::string Field(const std::string& id, const std::string& field) {
-    Reply r = *conn_->Command({"HGET", QueueKeys("q").Job(id), field});
-    return r.IsNil() ? "(nil)" : r.str;
+    Reply r = *conn_->Command({"HGET", QueueKeys("q").Jobs(), id});
+    if (r.IsNil()) return "(nil)";
+    std::optional<std::map<std::string, std::string>> f = DecodeRecord(r.str);
+    EXPECT_TRUE(f) << "the record of " << id << " decodes";
+    if (!f || !f->count(field)) return "(nil)";
+    return f->at(field);
   }
-  // The history records, after the payload (the list's first element).
+  // The history records.
   std::vector<Json> History(const std::string& id) {
-    Reply r = *conn_->Command({"LRANGE", QueueKeys("q").History(id), "1", "-1"});
+    Reply r = *conn_->Command({"HGET", QueueKeys("q").History(), id});
     std::vector<Json> out;
-    for (const Reply& e : r.elements) out.push_back(*ParseJson(e.str));
+    std::string_view rest;
+    if (!r.IsNil()) rest = r.str;
+    while (!rest.empty()) {
+      size_t end = rest.find('\n');
+      out.push_back(*ParseJson(rest.substr(0, end)));
+      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    }
     return out;
   }
   int64_t Now() {
@@ -109,6 +120,19 @@ class RedisScriptTest : public ::testing::Test {
   Script enqueue_ = Load("enqueue.lua"), claim_ = Load("claim.lua");
   Script end_ = Load("end_attempt.lua"), heartbeat_ = Load("heartbeat.lua");
   Script replay_ = Load("replay.lua"), cancel_ = Load("cancel.lua"), remove_ = Load("remove.lua");
+  Script complete_ = Load("complete.lua");
+
+  // complete.lua for one job; its one status.
+  Reply Complete(const std::string& id, int64_t token, const std::string& actor = "w1") {
+    QueueKeys k("q");
+    Result<Reply> r = conn_->Eval(
+        complete_,
+        {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.State(JobState::kCompleted)},
+        {now_, actor, "\"" + actor + "\"", id, std::to_string(token)});
+    EXPECT_TRUE(r.ok() && !r->IsError());
+    EXPECT_EQ(r->elements.size(), 2u) << "the time and one status";
+    return r->elements.size() == 2 ? r->elements[1] : Reply();
+  }
 
   Reply Replay(const std::string& id) {
     QueueKeys k("q");
@@ -142,9 +166,7 @@ TEST_F(RedisScriptTest, EnqueueAddsJobsAndRecordsTheEvent) {
   EXPECT_EQ(r.elements[1].elements[0].integer, 1);
   EXPECT_EQ(r.elements[1].elements[1].str, "a");
   EXPECT_EQ(Field("a", "state"), "ready");
-  EXPECT_EQ(Field("a", "payload"), "(nil)") << "the payload is kept out of the hash";
-  EXPECT_EQ(conn_->Command({"LINDEX", QueueKeys("q").History("a"), "0"})->str, R"({"to":"x"})")
-      << "it is the history list's first element";
+  EXPECT_EQ(Field("a", "payload"), R"({"to":"x"})");
   EXPECT_EQ(Field("a", "policy"), "fixed(1s, retries=2)");
   EXPECT_EQ(Field("a", "timeout"), "30000");
   EXPECT_EQ(Field("a", "n"), "(nil)") << "fields at their defaults are left out";
@@ -243,13 +265,9 @@ TEST_F(RedisScriptTest, ClaimTakesByPriorityThenAgeUnderALease) {
   EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").Active(), "01C"})->str,
             std::to_string(now + 1000));
   EXPECT_EQ(first.elements[2].str, "{}") << "the payload";
-  std::vector<Json> h = History("01C");
-  ASSERT_EQ(h.size(), 2u) << "the attempt start carries the 'claimed' event";
-  EXPECT_EQ(h[1][0], "a");
-  EXPECT_EQ(h[1][1], 1);
-  EXPECT_EQ(h[1][2], "initial");
-  EXPECT_EQ(h[1][3], "host:1:x");
-  EXPECT_EQ(h[1][4], now);
+  EXPECT_EQ(Field("01C", "updated"), std::to_string(now)) << "when the attempt started";
+  EXPECT_EQ(History("01C").size(), 1u)
+      << "the claim writes no record: the attempt's start is written with its end";
   EXPECT_EQ(Claim(10).elements.size(), 2u) << "only 01B is left";
   EXPECT_EQ(Claim(10).elements.size(), 1u) << "nothing left: just the time";
   EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "attempts"})->str, "3");
@@ -266,7 +284,7 @@ TEST_F(RedisScriptTest, ClaimMakesScheduledJobsReadyOnlyWhenDue) {
   EXPECT_EQ(r.elements[1].elements[0].str, "s");
   EXPECT_GE(r.elements[1].elements[12].integer, 0) << "lateness";
   std::vector<Json> h = History("s");
-  ASSERT_EQ(h.size(), 3u);
+  ASSERT_EQ(h.size(), 2u);
   EXPECT_EQ(h[1][2], "scheduled");
   EXPECT_EQ(h[1][3], "ready");
   EXPECT_EQ(h[1][4], "due");
@@ -344,6 +362,11 @@ TEST_F(RedisScriptTest, EndAttemptAppliesTheDecisionUnderTheLease) {
   std::vector<Json> h = History("ok");
   EXPECT_EQ(h.back()[0], "x") << "the end record carries the event";
   EXPECT_EQ(h.back()[1], 1);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[1][0], "a") << "the attempt's start, written with its end";
+  EXPECT_EQ(h[1][1], 1);
+  EXPECT_EQ(h[1][2], "initial");
+  EXPECT_EQ(h[1][3], "w1");
 
   int64_t later = Now() + 60'000;
   EXPECT_EQ(End("retry", 1, "retry_wait", "retry_scheduled", "failed,retries_scheduled",
@@ -394,6 +417,66 @@ TEST_F(RedisScriptTest, EndAttemptRefusesAStaleLeaseAndRecordsItOnlyWhenAsked) {
   EXPECT_EQ(History("a").size(), before) << "a racing recoverer's refusal is not recorded";
   EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "stale_refused"})->str, "1");
   EXPECT_EQ(End("nope", 1, "completed", "succeeded", "completed").elements[0].integer, -1);
+}
+
+TEST_F(RedisScriptTest, AnAttemptsStartIsWrittenOnceBeforeWhatIsRecordedWhileItRuns) {
+  Enqueue({{.id = "a"}});
+  Reply claimed = Claim(1, "w1");
+  const int64_t started = claimed.elements[0].integer;
+  const int64_t lateness = claimed.elements[1].elements[12].integer;
+  EXPECT_EQ(History("a").size(), 1u) << "the claim writes no record";
+  // A stale report while attempt 1 runs: attempt 1's start goes first.
+  EXPECT_EQ(End("a", 7, "completed", "succeeded", "completed").elements[0].integer, 0);
+  std::vector<Json> h = History("a");
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[1], Json::parse(R"(["a",1,"initial","w1",)" + std::to_string(started) + "," +
+                              std::to_string(lateness) + "]"));
+  EXPECT_EQ(h[2][4], "stale_lease_refused");
+  EXPECT_EQ(Field("a", "start_written"), "1") << "marks the start as written";
+  EXPECT_EQ(End("a", 1, "completed", "succeeded", "completed").elements[0].integer, 1);
+  h = History("a");
+  ASSERT_EQ(h.size(), 4u) << "the end adds only its own record";
+  EXPECT_EQ(h[3][0], "x");
+  EXPECT_EQ(Field("a", "start_written"), "(nil)");
+}
+
+TEST_F(RedisScriptTest, ASuccessWritesNoRecordsUntilSomethingFollowsIt) {
+  Enqueue({{.id = "a", .unique = "u"}, {.id = "b"}});
+  Reply claimed = Claim(2, "w1");
+  const int64_t started = claimed.elements[0].integer;
+  EXPECT_EQ(Complete("a", 1).integer, 1);
+  EXPECT_EQ(Field("a", "state"), "completed");
+  EXPECT_EQ(History("a").size(), 1u) << "only the enqueue event: the record stands for the rest";
+  EXPECT_EQ(Field("a", "success_unwritten"), "1");
+  EXPECT_EQ(Field("a", "started"), std::to_string(started));
+  EXPECT_EQ(Field("a", "worker"), "w1");
+  EXPECT_EQ(Field("a", "end_actor"), "(nil)") << "the attempt's own worker ended it";
+  EXPECT_EQ(Field("a", "lease"), "(nil)");
+  EXPECT_TRUE(conn_->Command({"HGET", QueueKeys("q").Unique(), "u"})->IsNil());
+  EXPECT_TRUE(conn_->Command({"ZSCORE", QueueKeys("q").Active(), "a"})->IsNil());
+  EXPECT_FALSE(
+      conn_->Command({"ZSCORE", QueueKeys("q").State(JobState::kCompleted), "a"})->IsNil());
+  EXPECT_EQ(Complete("b", 1, "operator-7").integer, 1);
+  EXPECT_EQ(Field("b", "end_actor"), "operator-7");
+
+  // A late second report: the success's records are written first, so the
+  // refusal reads after them.
+  Reply stale = Complete("a", 1);
+  ASSERT_EQ(stale.elements.size(), 3u);
+  EXPECT_EQ(stale.elements[0].integer, 0);
+  EXPECT_EQ(stale.elements[1].str, "completed");
+  std::vector<Json> h = History("a");
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h[1][0], "a");
+  EXPECT_EQ(h[1][4], started);
+  EXPECT_EQ(h[2][0], "x");
+  EXPECT_EQ(h[2][3], "succeeded");
+  EXPECT_EQ(h[3][4], "stale_lease_refused");
+  EXPECT_EQ(Field("a", "success_unwritten"), "(nil)");
+  EXPECT_EQ(Field("a", "worker"), "(nil)");
+  EXPECT_EQ(Complete("a", 1).elements[0].integer, 0);
+  EXPECT_EQ(History("a").size(), 5u) << "written once: the next refusal adds only itself";
+  EXPECT_EQ(Complete("nope", 1).integer, -1);
 }
 
 TEST_F(RedisScriptTest, HeartbeatExtendsOnlyCurrentLeases) {
@@ -467,7 +550,7 @@ TEST_F(RedisScriptTest, RemoveDeletesFinishedJobsOnly) {
   ASSERT_EQ(r->elements.size(), 1u);
   EXPECT_EQ(r->elements[0].str, "done");
   EXPECT_EQ(Field("done", "state"), "(nil)");
-  EXPECT_EQ(conn_->Command({"EXISTS", k.History("done")})->integer, 0);
+  EXPECT_EQ(conn_->Command({"HEXISTS", k.History(), "done"})->integer, 0);
   EXPECT_EQ(Field("live", "state"), "ready");
   EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "purged"})->str, "1");
 }

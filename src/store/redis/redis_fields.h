@@ -1,4 +1,4 @@
-// Reading a Redis job hash: numbers and optional fields, for the store's
+// Reading a Redis job record: numbers and optional fields, for the store's
 // implementation files. Internal to the Redis backend.
 #ifndef RETRACED_STORE_REDIS_REDIS_FIELDS_H_
 #define RETRACED_STORE_REDIS_REDIS_FIELDS_H_
@@ -46,6 +46,10 @@ inline std::optional<std::string> OptField(const std::map<std::string, std::stri
   if (it == f.end()) return std::nullopt;
   return it->second;
 }
+
+// A job's record, as stored in PREFIX jobs (a MessagePack map written by the
+// scripts: docs/redis-schema.md), into its fields; nullopt when malformed.
+std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed);
 
 inline std::string Str(const Reply& r) {
   return r.type == Reply::Type::kInteger ? std::to_string(r.integer) : r.str;

@@ -17,10 +17,14 @@ class QueueKeys {
  public:
   explicit QueueKeys(std::string_view queue) : prefix_("rt:{" + std::string(queue) + "}:") {}
 
-  // Scripts build a job's keys from this prefix: PREFIX job:ID, PREFIX hist:ID.
+  // Scripts build these keys from the prefix: PREFIX jobs, PREFIX hist.
   const std::string& prefix() const { return prefix_; }
-  std::string Job(std::string_view id) const { return prefix_ + "job:" + std::string(id); }
-  std::string History(std::string_view id) const { return prefix_ + "hist:" + std::string(id); }
+  // A hash of the queue's jobs: id -> the job's record (a MessagePack map,
+  // payload included).
+  std::string Jobs() const { return prefix_ + "jobs"; }
+  // A hash of the queue's histories: id -> the job's history records, oldest
+  // first, joined by newlines.
+  std::string History() const { return prefix_ + "hist"; }
   // One sorted set per state (docs/redis-schema.md gives each one's score).
   std::string State(JobState s) const { return prefix_ + std::string(Name(s)); }
   std::string Ready() const { return State(JobState::kReady); }

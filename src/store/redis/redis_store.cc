@@ -117,7 +117,7 @@ Result<std::map<std::string, std::string>> RedisStore::QueuesOf(
   std::vector<std::vector<std::string>> cmds;
   for (const std::string& q : queues) {
     QueueKeys k(q);
-    for (const std::string& id : ids) cmds.push_back({"EXISTS", k.Job(id)});
+    for (const std::string& id : ids) cmds.push_back({"HEXISTS", k.Jobs(), id});
   }
   if (cmds.empty()) return out;
   RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Conn().Pipeline(cmds));
@@ -171,27 +171,89 @@ Result<std::vector<std::string>> RedisStore::Queues() {
   return out;
 }
 
+namespace {
+
+// A record's short names (docs/redis-schema.md) and the field names the
+// store reads them as.
+const std::map<std::string, std::string, std::less<>>& LongNames() {
+  static const auto* names =
+      new std::map<std::string, std::string, std::less<>>{{"s", "state"},
+                                                          {"t", "type"},
+                                                          {"p", "policy"},
+                                                          {"c", "created"},
+                                                          {"u", "updated"},
+                                                          {"r", "run_at"},
+                                                          {"n", "n"},
+                                                          {"pr", "prio"},
+                                                          {"k", "unique"},
+                                                          {"to", "timeout"},
+                                                          {"dl", "deadline"},
+                                                          {"w", "worker"},
+                                                          {"l", "lease"},
+                                                          {"tr", "trigger"},
+                                                          {"ss", "seq_start"},
+                                                          {"ld", "last_delay"},
+                                                          {"st", "streak"},
+                                                          {"b", "budget"},
+                                                          {"ec", "err_class"},
+                                                          {"ek", "err_code"},
+                                                          {"em", "err_msg"},
+                                                          {"eg", "err_sig"},
+                                                          {"dr", "dead_reason"},
+                                                          {"da", "dead_at"},
+                                                          {"de", "dead_evidence"},
+                                                          {"rb", "rep_by"},
+                                                          {"rn", "rep_note"},
+                                                          {"ra", "rep_at"},
+                                                          {"rm", "rep_mode"},
+                                                          {"a", "start_written"},
+                                                          {"d", "payload"},
+                                                          {"sa", "started"},
+                                                          {"m", "success_unwritten"},
+                                                          {"xa", "end_actor"}};
+  return *names;
+}
+
+}  // namespace
+
+std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed) {
+  nlohmann::json map;
+  try {
+    map = nlohmann::json::from_msgpack(packed.begin(), packed.end());
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  if (!map.is_object()) return std::nullopt;
+  std::map<std::string, std::string> f;
+  for (const auto& [short_name, value] : map.items()) {
+    auto name = LongNames().find(short_name);
+    if (name == LongNames().end()) return std::nullopt;
+    if (value.is_string()) {
+      f[name->second] = value.get<std::string>();
+    } else if (value.is_number_integer()) {
+      f[name->second] = std::to_string(value.get<int64_t>());
+    } else {
+      return std::nullopt;
+    }
+  }
+  return f;
+}
+
 Result<std::optional<RedisStore::Fields>> RedisStore::LoadFields(const QueueKeys& k,
                                                                  std::string_view id) {
-  // The hash and the payload (the history's first element), in one round trip.
-  RETRACED_ASSIGN_OR_RETURN(
-      std::vector<Reply> r,
-      Conn().Pipeline({{"HGETALL", k.Job(id)}, {"LINDEX", k.History(id), "0"}}));
-  // No hash, or no history: the job is gone (or going: a purge removes both
-  // at once, and this read can fall between the two).
-  if (r[0].elements.empty() || r[1].IsNil()) return std::optional<Fields>();
-  Fields f;
-  for (size_t i = 0; i + 1 < r[0].elements.size(); i += 2)
-    f[r[0].elements[i].str] = r[0].elements[i + 1].str;
-  f["id"] = std::string(id);  // the key holds it
-  f["payload"] = r[1].str;
-  return std::optional<Fields>(std::move(f));
+  RETRACED_ASSIGN_OR_RETURN(Reply r, Conn().Command({"HGET", k.Jobs(), std::string(id)}));
+  if (r.IsNil()) return std::optional<Fields>();
+  std::optional<Fields> f = DecodeRecord(r.str);
+  if (!f) return Status::Internal("the record of job " + std::string(id) + " is malformed");
+  (*f)["id"] = std::string(id);  // the hash field holds it
+  return f;
 }
 
 Result<JobSummary> RedisStore::ToSummary(const std::string& queue, const Fields& f) {
   for (const char* required : {"id", "type", "state", "payload", "policy"}) {
     if (!f.count(required)) {
-      return Status::Internal("a job hash of queue " + queue + " has no field '" + required + "'");
+      return Status::Internal("a job record of queue " + queue + " has no field '" + required +
+                              "'");
     }
   }
   JobSummary s;
@@ -245,20 +307,69 @@ Result<Job> RedisStore::LoadJob(const std::string& queue, std::string_view id) {
   RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id));
   if (!f) return Status::NotFound("no job " + std::string(id));
   RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(queue, *f));
-  RETRACED_ASSIGN_OR_RETURN(Reply hist, Conn().Command({"LRANGE", k.History(id), "1", "-1"}));
-  RETRACED_RETURN_IF_ERROR(ParseHistory(hist.elements, s.job));
+  RETRACED_ASSIGN_OR_RETURN(Reply hist, Conn().Command({"HGET", k.History(), std::string(id)}));
+  RETRACED_RETURN_IF_ERROR(ParseHistory(hist.IsNil() ? std::string_view() : hist.str, s.job));
+  Job& j = s.job;
+  // The running attempt has no start record until something is recorded
+  // while it runs (usually its end): its record's fields stand for it.
+  if (j.state == JobState::kActive &&
+      (j.attempts.empty() || j.attempts.back().n != j.attempt_count)) {
+    Attempt a;
+    a.n = j.attempt_count;
+    RETRACED_ASSIGN_OR_RETURN(a.trigger,
+                              ParseTrigger(f->count("trigger") ? Get(*f, "trigger") : "initial"));
+    a.worker = Get(*f, "worker");
+    a.started_at = s.updated_at;
+    a.lateness = Millis(IntField(*f, "updated") - IntField(*f, "run_at"));
+    j.events.push_back(ClaimedEvent(a));
+    j.attempts.push_back(std::move(a));
+  }
+  // A success's records are not written either (complete.lua), unless
+  // something was recorded after it: the record keeps what they hold.
+  if (j.state == JobState::kCompleted && f->count("success_unwritten")) {
+    if (j.attempts.empty() || j.attempts.back().n != j.attempt_count) {
+      Attempt a;
+      a.n = j.attempt_count;
+      RETRACED_ASSIGN_OR_RETURN(a.trigger,
+                                ParseTrigger(f->count("trigger") ? Get(*f, "trigger") : "initial"));
+      a.worker = Get(*f, "worker");
+      a.started_at = FromUnixMillis(IntField(*f, "started"));
+      a.lateness = Millis(IntField(*f, "started") - IntField(*f, "run_at"));
+      j.events.push_back(ClaimedEvent(a));
+      j.attempts.push_back(std::move(a));
+    }
+    Attempt& a = j.attempts.back();
+    a.ended_at = s.updated_at;
+    a.outcome = Outcome::kSucceeded;
+    a.decision = SuccessDecision();
+    j.events.push_back(Event{s.updated_at, JobState::kActive, JobState::kCompleted, "succeeded",
+                             f->count("end_actor") ? Get(*f, "end_actor") : a.worker, ""});
+  }
   return std::move(s.job);
 }
 
-// The history records after the payload (docs/redis-schema.md): events
-// ("e"), attempt starts ("a", which carry the 'claimed' event) and attempt
+Event RedisStore::ClaimedEvent(const Attempt& a) {
+  return Event{a.started_at,
+               JobState::kReady,
+               JobState::kActive,
+               "claimed",
+               a.worker,
+               "attempt " + std::to_string(a.n) + " (" + std::string(Name(a.trigger)) + ")"};
+}
+
+// The history records (docs/redis-schema.md): events ("e"), attempt
+// starts ("a", which carry the 'claimed' event; written when the attempt
+// ends, or before anything recorded while it runs) and attempt
 // ends ("x", which carry the event of the move they made, unless written by a
 // cancel, which records its own).
-Status RedisStore::ParseHistory(const std::vector<Reply>& records, Job& job) {
+Status RedisStore::ParseHistory(std::string_view records, Job& job) {
   std::map<int, Attempt> attempts;
   const std::string bad = "bad history record of " + job.id;
-  for (const Reply& item : records) {
-    Result<Json> rec = ParseJson(item.str);
+  while (!records.empty()) {
+    size_t end = records.find('\n');
+    std::string_view item = records.substr(0, end);
+    records = end == std::string_view::npos ? std::string_view() : records.substr(end + 1);
+    Result<Json> rec = ParseJson(item);
     if (!rec.ok() || !rec->is_array() || rec->empty()) return Status::Internal(bad);
     const Json& r = *rec;
     const std::string kind = r[0];
@@ -279,9 +390,7 @@ Status RedisStore::ParseHistory(const std::vector<Reply>& records, Job& job) {
         a.worker = r[3];
         a.started_at = FromUnixMillis(r[4].get<int64_t>());
         a.lateness = Millis(r[5].get<int64_t>());
-        job.events.push_back(
-            Event{a.started_at, JobState::kReady, JobState::kActive, "claimed", a.worker,
-                  "attempt " + std::to_string(a.n) + " (" + std::string(Name(a.trigger)) + ")"});
+        job.events.push_back(ClaimedEvent(a));
       } else if (kind == "x") {
         Attempt& a = attempts[r[1].get<int>()];
         a.ended_at = FromUnixMillis(r[2].get<int64_t>());

@@ -75,7 +75,7 @@ class RedisStore final : public Store {
   Connection& Conn();
   Script& ScriptNamed(std::string_view name);
 
-  // A job's hash, as read.
+  // A job's record, as read (DecodeRecord), with its id.
   using Fields = std::map<std::string, std::string>;
   struct Ended {
     Decision decision;
@@ -101,7 +101,10 @@ class RedisStore final : public Store {
   Result<std::optional<Fields>> LoadFields(const QueueKeys& k, std::string_view id);
   Result<JobSummary> ToSummary(const std::string& queue, const Fields& f);
   Result<Job> LoadJob(const std::string& queue, std::string_view id);
-  static Status ParseHistory(const std::vector<Reply>& records, Job& job);
+  // `records`: a job's history value, records joined by newlines.
+  static Status ParseHistory(std::string_view records, Job& job);
+  // The event an attempt's start stands for (ready -> active, by its worker).
+  static Event ClaimedEvent(const Attempt& a);
   // Ends the attempt `token` of job `id` as the policy decides; nullopt when
   // the lease is not the job's (recorded as a refusal when `record_refusal`).
   // `loaded` is the job's hash when the caller has just read it, else null.

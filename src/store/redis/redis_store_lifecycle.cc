@@ -329,12 +329,12 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
   for (const FailRequest& r : reqs) ids.push_back(r.lease.job_id);
   RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
   for (const std::string& id : ids) ForgetClaimed(id);
-  // One round trip for the time and every job's hash, one for the scripts.
+  // One round trip for the time and every job's record, one for the scripts.
   std::vector<std::vector<std::string>> reads;
   if (!options_.clock) reads.push_back({"TIME"});
   for (const FailRequest& r : reqs) {
     auto q = queues.find(r.lease.job_id);
-    if (q != queues.end()) reads.push_back({"HGETALL", QueueKeys(q->second).Job(r.lease.job_id)});
+    if (q != queues.end()) reads.push_back({"HGET", QueueKeys(q->second).Jobs(), r.lease.job_id});
   }
   RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> read, Conn().Pipeline(reads));
   size_t next = 0;
@@ -357,11 +357,9 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
     if (q == queues.end()) continue;
     const Reply& h = read[next++];
     std::optional<Fields> f;
-    if (!h.elements.empty()) {
-      f.emplace();
-      for (size_t e = 0; e + 1 < h.elements.size(); e += 2) {
-        (*f)[h.elements[e].str] = h.elements[e + 1].str;
-      }
+    if (!h.IsNil()) {
+      f = DecodeRecord(h.str);
+      if (!f) return Status::Internal("the record of job " + r.lease.job_id + " is malformed");
     }
     RETRACED_ASSIGN_OR_RETURN(plans[i], PlanEnd(q->second, r.lease.job_id, r.lease.token, r.outcome,
                                                 r.error, r.worker, "", "failure", true, now, f));

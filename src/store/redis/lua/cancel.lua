@@ -1,7 +1,7 @@
 -- cancel: stops a live job.
 --
--- KEYS[1] prefix   KEYS[2] scheduled   KEYS[3] ready   KEYS[4] retry_wait
--- KEYS[5] active   KEYS[6] cancelled   KEYS[7] unique  KEYS[8] counters
+-- KEYS[1] prefix (records in PREFIX jobs)   KEYS[2] scheduled   KEYS[3] ready
+-- KEYS[4] retry_wait   KEYS[5] active   KEYS[6] cancelled   KEYS[7] unique  KEYS[8] counters
 -- ARGV[1] now_ms (required)   ARGV[2] id   ARGV[3] by   ARGV[4] note
 -- ARGV[5] evidence (JSON array of lines)
 -- ARGV[6] end record for a running attempt (JSON, with its n set to 0: filled in here)
@@ -11,23 +11,34 @@
 local prefix, counters, unique = KEYS[1], KEYS[8], KEYS[7]
 local sets = {scheduled = KEYS[2], ready = KEYS[3], retry_wait = KEYS[4], active = KEYS[5]}
 local now, id = tonumber(ARGV[1]), ARGV[2]
-local job = prefix .. 'job:' .. id
-local hist = prefix .. 'hist:' .. id
-local f = redis.call('HMGET', job, 'state', 'n', 'unique')
-if not f[1] then return {-1} end
-local state = f[1]
+local jobs_key = prefix .. 'jobs'
+local packed = redis.call('HGET', jobs_key, id)
+if not packed then return {-1} end
+local j = cmsgpack.unpack(packed)
+local state = j.s
 if not sets[state] then return {0, state} end
 redis.call('ZREM', sets[state], id)
+-- The records this writes, appended to the history at the end.
+local records = {}
 if state == 'active' then
+  -- The running attempt's start record first, unless a refusal wrote it
+  -- already (claim.lua writes none; the record has what it needs).
+  if j.a ~= j.n then
+    records[#records + 1] = '["a",' .. j.n .. ',"' .. (j.tr or 'initial') .. '",' ..
+                            cjson.encode(j.w) .. ',' .. j.u .. ',' .. (j.u - j.r) .. ']'
+  end
   local record = cjson.decode(ARGV[6])
-  record[2] = tonumber(f[2])
-  redis.call('RPUSH', hist, cjson.encode(record))
+  record[2] = j.n
+  records[#records + 1] = cjson.encode(record)
 end
-if f[3] and redis.call('HGET', unique, f[3]) == id then redis.call('HDEL', unique, f[3]) end
-redis.call('HSET', job, 'state', 'cancelled', 'updated', now, 'dead_reason', 'cancelled',
-           'dead_at', now, 'dead_evidence', ARGV[5])
-redis.call('HDEL', job, 'worker', 'lease')
+if j.k and redis.call('HGET', unique, j.k) == id then redis.call('HDEL', unique, j.k) end
+j.s, j.u, j.dr, j.da, j.de = 'cancelled', now, 'cancelled', now, ARGV[5]
+j.w, j.l, j.a = nil, nil, nil
+redis.call('HSET', jobs_key, id, cmsgpack.pack(j))
 redis.call('ZADD', KEYS[6], now, id)
-redis.call('RPUSH', hist, cjson.encode({'e', now, state, 'cancelled', 'cancelled', ARGV[3], ARGV[4]}))
+records[#records + 1] = cjson.encode({'e', now, state, 'cancelled', 'cancelled', ARGV[3], ARGV[4]})
+local old = redis.call('HGET', prefix .. 'hist', id)
+local add = table.concat(records, '\n')
+redis.call('HSET', prefix .. 'hist', id, old and old .. '\n' .. add or add)
 redis.call('HINCRBY', counters, 'cancelled', 1)
 return {1}

@@ -1,7 +1,7 @@
 -- claim: makes a queue's due jobs ready, then takes up to N ready jobs under
 -- a lease, atomically.
 --
--- KEYS[1] prefix     "rt:{QUEUE}:"
+-- KEYS[1] prefix     "rt:{QUEUE}:" (records, payloads included, in PREFIX jobs)
 -- KEYS[2] ready      sorted set, score run_at - priority * 2^44
 -- KEYS[3] scheduled  sorted set, score run_at
 -- KEYS[4] retry_wait sorted set, score run_at
@@ -15,8 +15,10 @@
 -- Returns: {now_ms, job...} where each job is
 --   {id, type, payload, policy, priority, token, created, run_at, unique|false,
 --    timeout|false, deadline|false, trigger, lateness_ms}
--- The token is the attempt number; the lease expires at now + lease_ms. The
--- payload is the first element of the job's history list (PREFIX hist:ID).
+-- The token is the attempt number; the lease expires at now + lease_ms.
+-- No history record is written: the attempt's start is in the record (n,
+-- tr, w, u, r: docs/redis-schema.md), and its history record is appended with
+-- the first one written while it runs, usually its end (docs/redis-schema.md).
 
 -- Now: the server's clock, unless the store was given a clock (tests).
 local now
@@ -27,60 +29,83 @@ else
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local prefix, ready, active, counters = KEYS[1], KEYS[2], KEYS[5], KEYS[6]
+local jobs_key = prefix .. 'jobs'
 local worker, max, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Numbers are turned into text once here, not per job: Lua formats every
+-- number it passes to Redis, and that dominated the per-job cost.
+local expires = now + lease
+local now_s, expires_s = tostring(now), tostring(expires)
 
--- Due scheduled and retry_wait jobs become ready first. Sorted-set entries
--- move many per command (at most 1,000 here): one command per job costs more
--- than the entry itself.
+-- Records are read and written many per command (at most 1,000 jobs a call
+-- here): one command per job costs more than the record itself.
+local function read_records(ids)
+  local vals = redis.call('HMGET', jobs_key, unpack(ids))
+  for i = 1, #ids do vals[i] = vals[i] and cmsgpack.unpack(vals[i]) end
+  return vals
+end
+
+-- Due scheduled and retry_wait jobs become ready first.
 for _, due in ipairs({KEYS[3], KEYS[4]}) do
   local promoted = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, 1000)
   if #promoted > 0 then
-    local entries = {}
-    for _, id in ipairs(promoted) do
-      local job = prefix .. 'job:' .. id
-      local f = redis.call('HMGET', job, 'state', 'prio', 'run_at')
-      redis.call('HSET', job, 'state', 'ready', 'updated', now)
-      entries[#entries + 1] = f[2] and tonumber(f[3]) - tonumber(f[2]) * 17592186044416 or f[3]
-      entries[#entries + 1] = id
-      redis.call('RPUSH', prefix .. 'hist:' .. id, cjson.encode({'e', now, f[1], 'ready', 'due', 'system', ''}))
+    local records = read_records(promoted)
+    local entries, set = {}, {}
+    local hist_ids, entries_hist = {}, {}
+    for i, id in ipairs(promoted) do
+      local j = records[i]
+      if j then
+        local from = j.s
+        j.s, j.u = 'ready', now
+        entries[#entries + 1] = j.pr and j.r - j.pr * 17592186044416 or j.r
+        entries[#entries + 1] = id
+        set[#set + 1], set[#set + 2] = id, cmsgpack.pack(j)
+        hist_ids[#hist_ids + 1] = id
+        entries_hist[#hist_ids] = '["e",' .. now_s .. ',"' .. from .. '","ready","due","system",""]'
+      end
     end
     redis.call('ZREM', due, unpack(promoted))
-    redis.call('ZADD', ready, unpack(entries))
+    if #set > 0 then
+      redis.call('HSET', jobs_key, unpack(set))
+      redis.call('ZADD', ready, unpack(entries))
+      -- The 'due' events, appended to the histories (PREFIX hist: records
+      -- joined by newlines).
+      local old = redis.call('HMGET', prefix .. 'hist', unpack(hist_ids))
+      local hist_set = {}
+      for k, id in ipairs(hist_ids) do
+        hist_set[#hist_set + 1] = id
+        hist_set[#hist_set + 1] = old[k] and old[k] .. '\n' .. entries_hist[k] or entries_hist[k]
+      end
+      redis.call('HSET', prefix .. 'hist', unpack(hist_set))
+    end
   end
 end
 
--- Numbers are turned into text once here, not per job: Lua formats every
--- number it passes to Redis, and that dominated the per-job cost.
-local now_s, expires_s = tostring(now), tostring(now + lease)
-local worker_json = cjson.encode(worker)
 local out = {now}
 local popped = redis.call('ZPOPMIN', ready, max)
-local leases = {}  -- active entries, added in one command after the loop
+if #popped == 0 then return out end
+local ids = {}
+for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+local records = read_records(ids)
+local leases, set = {}, {}  -- active entries and records, written after the loop
 local by_trigger = {}
 local claimed = 0
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local job = prefix .. 'job:' .. id
-  local hist = prefix .. 'hist:' .. id
-  local f = redis.call('HMGET', job, 'n', 'type', 'policy', 'prio', 'created', 'run_at',
-                       'unique', 'timeout', 'deadline', 'trigger')
-  local token = tostring(tonumber(f[1] or 0) + 1)
-  redis.call('HSET', job, 'n', token, 'state', 'active', 'worker', worker, 'lease', expires_s,
-             'updated', now_s)
-  leases[#leases + 1], leases[#leases + 2] = expires_s, id
-  local lateness = now - tonumber(f[6])
-  local trigger = f[10] or 'initial'
-  -- One record starts the attempt; readers derive the 'claimed' event from it.
-  redis.call('RPUSH', hist, '["a",' .. token .. ',"' .. trigger .. '",' .. worker_json .. ',' ..
-             now_s .. ',' .. lateness .. ']')
-  by_trigger[trigger] = (by_trigger[trigger] or 0) + 1
-  claimed = claimed + 1
-  out[#out + 1] = {id, f[2], redis.call('LINDEX', hist, 0), f[3], f[4], tonumber(token), f[5], f[6], f[7],
-                   f[8], f[9], trigger, lateness}
+for i, id in ipairs(ids) do
+  local j = records[i]
+  if j then  -- always: a ready entry has its record
+    local token = (j.n or 0) + 1
+    j.n, j.s, j.w, j.l, j.u = token, 'active', worker, expires, now
+    set[#set + 1], set[#set + 2] = id, cmsgpack.pack(j)
+    leases[#leases + 1], leases[#leases + 2] = expires_s, id
+    local trigger = j.tr or 'initial'
+    by_trigger[trigger] = (by_trigger[trigger] or 0) + 1
+    out[#out + 1] = {id, j.t, j.d, j.p, j.pr or false, token, j.c, j.r, j.k or false,
+                     j.to or false, j.dl or false, trigger, now - j.r}
+    claimed = claimed + 1
+  end
 end
-if claimed > 0 then
-  redis.call('ZADD', active, unpack(leases))
-  redis.call('HINCRBY', counters, 'attempts', claimed)
-  for trigger, n in pairs(by_trigger) do redis.call('HINCRBY', counters, 'attempts_' .. trigger, n) end
-end
+if claimed == 0 then return out end
+redis.call('HSET', jobs_key, unpack(set))
+redis.call('ZADD', active, unpack(leases))
+redis.call('HINCRBY', counters, 'attempts', claimed)
+for trigger, n in pairs(by_trigger) do redis.call('HINCRBY', counters, 'attempts_' .. trigger, n) end
 return out

@@ -4,7 +4,7 @@
 -- this script only applies them, atomically and fenced by the tokens. One call
 -- takes a batch of one queue's jobs: ARGV is 18 values per job, as below.
 --
--- KEYS[1] prefix     "rt:{QUEUE}:"
+-- KEYS[1] prefix     "rt:{QUEUE}:" (records in PREFIX jobs, histories in PREFIX hist)
 -- KEYS[2] counters   hash of queue counters
 -- KEYS[3] unique     hash: unique key -> live holder
 -- KEYS[4] active     KEYS[5] ready     KEYS[6] retry_wait
@@ -37,67 +37,63 @@
 local prefix, counters, unique = KEYS[1], KEYS[2], KEYS[3]
 local sets = {active = KEYS[4], ready = KEYS[5], retry_wait = KEYS[6], completed = KEYS[7], dead = KEYS[8]}
 local out, counts = {}, {}
--- Sorted-set entries move after the loop, many per command: one command per
--- job costs more than the entry itself.
 local ended, entries = {}, {ready = {}, retry_wait = {}, completed = {}, dead = {}}
-local function each_chunk(cmd, key, args)
-  for i = 1, #args, 1000 do redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args))) end
-end
+
+--@include records.lua
+
+local ids = {}
+for b = 0, #ARGV - 18, 18 do ids[#ids + 1] = ARGV[b + 2] end
+read_records(ids)
+
 for b = 0, #ARGV - 18, 18 do
-  local now, id, token, actor = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local job = prefix .. 'job:' .. id
-  local hist = prefix .. 'hist:' .. id
-  local f = redis.call('HMGET', job, 'state', 'n', 'unique', 'prio')
-  if not f[1] then
+  local now, id, token, actor = tonumber(ARGV[b + 1]), ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4]
+  local j = records[id]
+  if not j then
     out[#out + 1] = {-1}
-  elseif f[1] ~= 'active' or f[2] ~= token or ARGV[b + 8] == '' then
+  elseif j.s ~= 'active' or j.n ~= token or ARGV[b + 8] == '' then
     if ARGV[b + 6] == '1' then
-      local note = ARGV[b + 5] .. ' with lease token ' .. token .. ' refused: the job is ' .. f[1]
-      if f[1] == 'active' then note = note .. ' under token ' .. f[2] end
-      redis.call('RPUSH', hist, cjson.encode({'e', tonumber(now), f[1], '', 'stale_lease_refused', actor, note}))
+      local note = ARGV[b + 5] .. ' with lease token ' .. ARGV[b + 3] .. ' refused: the job is ' .. j.s
+      if j.s == 'active' then note = note .. ' under token ' .. j.n end
+      write_pending(id, j)  -- so that the refusal reads after what came before it
+      append(id, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
       counts.stale_refused = (counts.stale_refused or 0) + 1
     end
-    out[#out + 1] = {0, f[1], tonumber(f[2] or 0)}
+    out[#out + 1] = {0, j.s, j.n or 0}
   else
-    local to, run_at = ARGV[b + 8], ARGV[b + 9]
+    local to, run_at = ARGV[b + 8], tonumber(ARGV[b + 9])
     ended[#ended + 1] = id
     local into = entries[to]
-    -- Every field the move changes, in one HSET.
-    local set = {'state', to, 'updated', now}
+    -- The end record, after the start record unless a refusal wrote that already.
+    append(id, j.a == token and ARGV[b + 13] or start_record(j, j.u) .. '\n' .. ARGV[b + 13])
+    j.s, j.u, j.w, j.l, j.a = to, now, nil, nil, nil
     if to == 'ready' then
-      set[#set + 1], set[#set + 2] = 'run_at', run_at
-      into[#into + 1] = f[4] and tonumber(run_at) - tonumber(f[4]) * 17592186044416 or run_at
+      j.r = run_at
+      into[#into + 1] = j.pr and run_at - j.pr * 17592186044416 or run_at
     elseif to == 'retry_wait' then
-      set[#set + 1], set[#set + 2] = 'run_at', run_at
+      j.r = run_at
       into[#into + 1] = run_at
     else
       into[#into + 1] = now
     end
     into[#into + 1] = id
-    if to == 'dead' then
-      for _, v in ipairs({'dead_reason', ARGV[b + 17], 'dead_at', now, 'dead_evidence', ARGV[b + 18]}) do
-        set[#set + 1] = v
-      end
-    end
-    for i, name in ipairs({'trigger', 'last_delay', 'streak'}) do
-      if ARGV[b + 9 + i] ~= '' then set[#set + 1], set[#set + 2] = name, ARGV[b + 9 + i] end
-    end
+    if to == 'dead' then j.dr, j.da, j.de = ARGV[b + 17], now, ARGV[b + 18] end
+    if ARGV[b + 10] ~= '' then j.tr = ARGV[b + 10] end
+    if ARGV[b + 11] ~= '' then j.ld = tonumber(ARGV[b + 11]) end
+    if ARGV[b + 12] ~= '' then j.st = tonumber(ARGV[b + 12]) end
     if ARGV[b + 16] ~= '' then
       local e = cjson.decode(ARGV[b + 16])
-      for _, v in ipairs({'err_class', e[1], 'err_code', e[2], 'err_msg', e[3], 'err_sig', e[4]}) do
-        set[#set + 1] = v
-      end
+      j.ec, j.ek, j.em, j.eg = e[1], e[2], e[3], e[4]
     end
-    redis.call('HSET', job, unpack(set))
-    redis.call('HDEL', job, 'worker', 'lease')
-    if (to == 'completed' or to == 'dead') and f[3] and redis.call('HGET', unique, f[3]) == id then
-      redis.call('HDEL', unique, f[3])  -- a finished job no longer holds its unique key
+    if (to == 'completed' or to == 'dead') and j.k and redis.call('HGET', unique, j.k) == id then
+      redis.call('HDEL', unique, j.k)  -- a finished job no longer holds its unique key
     end
-    redis.call('RPUSH', hist, ARGV[b + 13])
+    changed[id] = true
     for name in string.gmatch(ARGV[b + 15], '[^,]+') do counts[name] = (counts[name] or 0) + 1 end
     out[#out + 1] = {1}
   end
 end
+write_records()
+flush_history()
 each_chunk('ZREM', sets.active, ended)
 for name, list in pairs(entries) do each_chunk('ZADD', sets[name], list) end
 if #entries.ready > 0 then  -- retries due at once: idle workers elsewhere start them

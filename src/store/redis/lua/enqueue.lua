@@ -1,8 +1,8 @@
 -- enqueue: adds a batch of jobs to one queue, atomically.
 --
--- KEYS[1] prefix    "rt:{QUEUE}:" (job keys are PREFIX job:ID and PREFIX hist:ID; the
---                   payload is the history list's first element, which keeps the job
---                   hash small enough for Redis's compact listpack encoding)
+-- KEYS[1] prefix    "rt:{QUEUE}:" (a job is a record in the hash PREFIX jobs, payload
+--                   included, and its history a value of the hash PREFIX hist:
+--                   docs/redis-schema.md)
 -- KEYS[2] ready     sorted set, score run_at - priority * 2^44
 -- KEYS[3] scheduled sorted set, score run_at
 -- KEYS[4] unique    hash: unique key -> id of the live job holding it
@@ -51,9 +51,14 @@ local created = 0
 -- Sorted-set entries are added after the loop, many per command: one command
 -- per job costs more than the entry itself.
 local to_ready, to_scheduled, to_all = {}, {}, {}
+-- Records are written many per command after the loop, too.
+local records, histories, added = {}, {}, {}
+local jobs_key = prefix .. 'jobs'
 local seq = math.max(now * 1024, tonumber(redis.call('GET', KEYS[8]) or '0') + 1, tonumber(ARGV[4]))
-local function add_all(key, pairs)
-  for i = 1, #pairs, 1000 do redis.call('ZADD', key, unpack(pairs, i, math.min(i + 999, #pairs))) end
+local function add_all(key, pairs, cmd)
+  for i = 1, #pairs, 1000 do
+    redis.call(cmd or 'ZADD', key, unpack(pairs, i, math.min(i + 999, #pairs)))
+  end
 end
 for i = 0, count - 1 do
   local b = 5 + i * 12
@@ -62,31 +67,31 @@ for i = 0, count - 1 do
   if ARGV[b + 5] ~= '' and tonumber(ARGV[b + 5]) > now then run_at, run_at_s = tonumber(ARGV[b + 5]), ARGV[b + 5] end
   local ukey, timeout, deadline_at, deadline_after = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
   local note = ARGV[b + 10]
-  local job = prefix .. 'job:' .. id
   local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
   if holder then
     out[#out + 1] = {2, holder, "unique key '" .. ukey .. "' is held by live job " .. holder}
-  elseif ARGV[b + 11] ~= '' and redis.call('EXISTS', job) == 1 then
+  elseif ARGV[b + 11] ~= '' and (added[id] or redis.call('HEXISTS', jobs_key, id) == 1) then
     out[#out + 1] = {0, id, 'a job with id ' .. id .. ' exists'}
   else
     local state = run_at > now and 'scheduled' or 'ready'
-    -- The id is in the key; n (0), prio (0), trigger (initial), seq_start
-    -- (1), last_delay (0) and streak (0) are left out at their defaults:
-    -- every byte of a hash is kept per job.
-    local fields = {'type', jtype, 'policy', policy, 'state', state, 'created', now_s,
-                    'updated', now_s, 'run_at', run_at_s}
-    if prio ~= '0' then fields[#fields + 1], fields[#fields + 2] = 'prio', prio end
+    -- The id is the hash field; n (0), prio (0), trigger (initial),
+    -- seq_start (1), last_delay (0) and streak (0) are left out at their
+    -- defaults: every byte of a record is kept per job.
+    -- The record's short names are listed in docs/redis-schema.md.
+    local j = {t = jtype, p = policy, s = state, c = now, u = now, r = run_at, d = payload}
+    if prio ~= '0' then j.pr = tonumber(prio) end
     if ukey ~= '' then
-      fields[#fields + 1], fields[#fields + 2] = 'unique', ukey
+      j.k = ukey
       redis.call('HSET', unique, ukey, id)
     end
-    if timeout ~= '' then fields[#fields + 1], fields[#fields + 2] = 'timeout', timeout end
+    if timeout ~= '' then j.to = tonumber(timeout) end
     if deadline_at ~= '' then
-      fields[#fields + 1], fields[#fields + 2] = 'deadline', deadline_at
+      j.dl = tonumber(deadline_at)
     elseif deadline_after ~= '' then
-      fields[#fields + 1], fields[#fields + 2] = 'deadline', tostring(now + tonumber(deadline_after))
+      j.dl = now + tonumber(deadline_after)
     end
-    redis.call('HSET', job, unpack(fields))
+    records[#records + 1], records[#records + 2] = id, cmsgpack.pack(j)
+    added[id] = true
     if state == 'scheduled' then
       to_scheduled[#to_scheduled + 1], to_scheduled[#to_scheduled + 2] = run_at_s, id
       note = cjson.encode(note)
@@ -97,13 +102,16 @@ for i = 0, count - 1 do
     end
     to_all[#to_all + 1], to_all[#to_all + 2] = seq, id  -- a number: passed exactly
     seq = seq + 1
-    redis.call('RPUSH', prefix .. 'hist:' .. id, payload,
-               '["e",' .. now_s .. ',"","' .. state .. '","enqueued",' .. actor_json .. ',' .. note .. ']')
+    histories[#histories + 1] = id
+    histories[#histories + 1] = '["e",' .. now_s .. ',"","' .. state .. '","enqueued",' .. actor_json ..
+                                ',' .. note .. ']'
     created = created + 1
     out[#out + 1] = {1, id, ''}
   end
 end
 if created > 0 then
+  add_all(jobs_key, records, 'HSET')
+  add_all(prefix .. 'hist', histories, 'HSET')
   add_all(ready, to_ready)
   add_all(scheduled, to_scheduled)
   add_all(all, to_all)

@@ -1,6 +1,6 @@
 -- heartbeat: extends the leases that are still their jobs'.
 --
--- KEYS[1] prefix   "rt:{QUEUE}:"
+-- KEYS[1] prefix   "rt:{QUEUE}:" (records in PREFIX jobs)
 -- KEYS[2] active   sorted set of active jobs, score lease expiry
 -- ARGV[1] now_ms   "" for the server's clock (TIME), or the store's own clock
 -- ARGV[2] lease_ms the new lease, from now
@@ -17,17 +17,25 @@ else
 end
 local prefix, active = KEYS[1], KEYS[2]
 local expires = now + tonumber(ARGV[2])
-local out = {}
-for i = 3, #ARGV, 2 do
-  local id, token = ARGV[i], tonumber(ARGV[i + 1])
-  local job = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', job, 'state', 'n')
-  if f[1] == 'active' and tonumber(f[2]) == token then
-    redis.call('HSET', job, 'lease', expires)
-    redis.call('ZADD', active, expires, id)
+local expires_s = tostring(expires)
+
+--@include records.lua
+
+local ids = {}
+for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+read_records(ids)
+local leases, out = {}, {}
+for i, id in ipairs(ids) do
+  local j = records[id]
+  if j and j.s == 'active' and j.n == tonumber(ARGV[2 + 2 * i]) then
+    j.l = expires
+    changed[id] = true
+    leases[#leases + 1], leases[#leases + 2] = expires_s, id
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
+write_records()
+each_chunk('ZADD', active, leases)
 return out

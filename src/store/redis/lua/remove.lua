@@ -1,24 +1,35 @@
 -- remove: deletes finished jobs with their history (a purge or a retention trim).
 --
--- KEYS[1] prefix   KEYS[2] all   KEYS[3] completed   KEYS[4] dead   KEYS[5] cancelled
--- KEYS[6] counters
+-- KEYS[1] prefix (records in PREFIX jobs, histories in PREFIX hist)
+-- KEYS[2] all   KEYS[3] completed   KEYS[4] dead   KEYS[5] cancelled   KEYS[6] counters
 -- ARGV[1] counter ("purged" or "trimmed")   ARGV[2..] job ids
 --
 -- Returns: the ids removed (live or missing jobs are left alone).
 
 local prefix, all, counters = KEYS[1], KEYS[2], KEYS[6]
+local jobs_key = prefix .. 'jobs'
 local sets = {completed = KEYS[3], dead = KEYS[4], cancelled = KEYS[5]}
-local removed = {}
-for i = 2, #ARGV do
-  local id = ARGV[i]
-  local job = prefix .. 'job:' .. id
-  local state = redis.call('HGET', job, 'state')
-  if state and sets[state] then
-    redis.call('DEL', job, prefix .. 'hist:' .. id)
-    redis.call('ZREM', sets[state], id)
-    redis.call('ZREM', all, id)
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then return {} end
+local vals = redis.call('HMGET', jobs_key, unpack(ids))
+local removed, by_state, seen = {}, {completed = {}, dead = {}, cancelled = {}}, {}
+for i, id in ipairs(ids) do
+  local state = vals[i] and cmsgpack.unpack(vals[i]).s
+  if state and sets[state] and not seen[id] then
+    seen[id] = true
     removed[#removed + 1] = id
+    local list = by_state[state]
+    list[#list + 1] = id
   end
 end
-if #removed > 0 then redis.call('HINCRBY', counters, ARGV[1], #removed) end
+if #removed > 0 then
+  redis.call('HDEL', jobs_key, unpack(removed))
+  redis.call('HDEL', prefix .. 'hist', unpack(removed))
+  redis.call('ZREM', all, unpack(removed))
+  for state, list in pairs(by_state) do
+    if #list > 0 then redis.call('ZREM', sets[state], unpack(list)) end
+  end
+  redis.call('HINCRBY', counters, ARGV[1], #removed)
+end
 return removed

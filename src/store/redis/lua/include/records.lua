@@ -1,0 +1,82 @@
+-- records: reading and writing a batch of one queue's job records and
+-- appending to their histories (docs/redis-schema.md). Not a script: the
+-- build puts this file in place of the line that includes it in the scripts
+-- that use it (cmake/Embed.cmake). Expects the local `prefix` ("rt:{QUEUE}:")
+-- to be set before that line.
+
+local jobs_key, hist_key = prefix .. 'jobs', prefix .. 'hist'
+
+-- Runs cmd on key with args, up to 1,000 values per command (the most Lua's
+-- unpack takes safely); returns the replies' elements in order. One command
+-- per batch, not per job: each redis.call costs about a microsecond alone.
+local function each_chunk(cmd, key, args)
+  local got = {}
+  for i = 1, #args, 1000 do
+    local r = redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+    if type(r) == 'table' then for k = 1, #r do got[i + k - 1] = r[k] end end
+  end
+  return got
+end
+
+-- id -> decoded record (false: no such job); ids whose record changed.
+local records, changed = {}, {}
+
+-- Reads the records of ids. A job named twice is read once, so that its
+-- second occurrence sees what the first did.
+local function read_records(ids)
+  local vals = each_chunk('HMGET', jobs_key, ids)
+  for i, id in ipairs(ids) do
+    if records[id] == nil then records[id] = vals[i] and cmsgpack.unpack(vals[i]) or false end
+  end
+end
+
+local function write_records()
+  local set = {}
+  for id in pairs(changed) do set[#set + 1], set[#set + 2] = id, cmsgpack.pack(records[id]) end
+  each_chunk('HSET', jobs_key, set)
+end
+
+-- History records to append, per job, joined by newlines as stored.
+local appended, appended_ids = {}, {}
+local function append(id, text)
+  local before = appended[id]
+  if before then
+    appended[id] = before .. '\n' .. text
+  else
+    appended[id], appended_ids[#appended_ids + 1] = text, id
+  end
+end
+
+local function flush_history()
+  local old = each_chunk('HMGET', hist_key, appended_ids)
+  local set = {}
+  for i, id in ipairs(appended_ids) do
+    set[#set + 1], set[#set + 2] = id, old[i] and old[i] .. '\n' .. appended[id] or appended[id]
+  end
+  each_chunk('HSET', hist_key, set)
+end
+
+-- The start record of a job's latest attempt, from its record (n, tr, w, r)
+-- and when it started.
+local function start_record(j, started)
+  return '["a",' .. j.n .. ',"' .. (j.tr or 'initial') .. '",' .. cjson.encode(j.w) .. ',' ..
+         started .. ',' .. (started - j.r) .. ']'
+end
+
+-- Writes the records a job's record stands for, before anything follows
+-- them in its history: a running attempt's start (claim.lua writes none), or
+-- a success's start and end (complete.lua writes none: the record keeps what
+-- they hold, flagged m).
+local function write_pending(id, j)
+  if j.s == 'active' and j.a ~= j.n then
+    append(id, start_record(j, j.u))
+    j.a = j.n
+    changed[id] = true
+  elseif j.m then
+    local x = '["x",' .. j.n .. ',' .. j.u .. ',"succeeded",null,null,"completed","succeeded",' ..
+              (j.xa and cjson.encode(j.xa) or 'null') .. ',""]'
+    append(id, j.a == j.n and x or start_record(j, j.sa) .. '\n' .. x)
+    j.m, j.sa, j.xa, j.w, j.a = nil, nil, nil, nil, nil
+    changed[id] = true
+  end
+end
