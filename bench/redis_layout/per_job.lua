@@ -1,6 +1,6 @@
 -- The hot path of claim.lua and complete.lua over every ready job, in
 -- batches of 1,000, inside one call, so SLOWLOG gives its server time alone.
--- ARGV[1] lists the variants to apply (letters, "" for the layout as built):
+-- ARGV[1] lists the variants to apply (letters; "" for the layout as it was):
 --   A  no history record at claim (the start written with the end)
 --   B  one active entry per claimed batch instead of one per job
 --   C  no HDEL of worker and lease at the end

@@ -1,5 +1,6 @@
--- Fills queue {q} with ARGV[1] ready jobs in the current layout (a hash and a
--- history list per job: docs/redis-schema.md), 100-byte payloads.
+-- Fills queue {q} with ARGV[1] ready jobs in the store's first layout (a hash
+-- and a history list per job, the payload at the list's head), 100-byte
+-- payloads.
 local n = tonumber(ARGV[1])
 local payload = string.rep('x', 100)
 for i = 1, n do
