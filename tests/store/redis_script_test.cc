@@ -479,6 +479,21 @@ TEST_F(RedisScriptTest, ASuccessWritesNoRecordsUntilSomethingFollowsIt) {
   EXPECT_EQ(Complete("nope", 1).integer, -1);
 }
 
+TEST(RedisRecordTest, ARecordDecodesIntoFieldsAndSkipsWhatItDoesNotKnow) {
+  nlohmann::json record = {{"s", "ready"}, {"n", 2}, {"d", "{}"}, {"later", "x"}, {"u", 1.5}};
+  std::vector<uint8_t> packed = nlohmann::json::to_msgpack(record);
+  std::optional<std::map<std::string, std::string>> f =
+      DecodeRecord(std::string_view(reinterpret_cast<const char*>(packed.data()), packed.size()));
+  ASSERT_TRUE(f) << "a name added by a later version does not make the job unreadable";
+  EXPECT_EQ(
+      *f, (std::map<std::string, std::string>{{"state", "ready"}, {"n", "2"}, {"payload", "{}"}}));
+  EXPECT_FALSE(DecodeRecord("not msgpack \xc1"));
+  std::vector<uint8_t> list = nlohmann::json::to_msgpack(nlohmann::json::array({1, 2}));
+  EXPECT_FALSE(
+      DecodeRecord(std::string_view(reinterpret_cast<const char*>(list.data()), list.size())))
+      << "a record is a map";
+}
+
 TEST_F(RedisScriptTest, HeartbeatExtendsOnlyCurrentLeases) {
   Enqueue({{.id = "a"}, {.id = "b"}});
   Claim(2, "w1", 1000);

@@ -225,15 +225,16 @@ std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view 
   }
   if (!map.is_object()) return std::nullopt;
   std::map<std::string, std::string> f;
+  // Names this version does not know, and values of other types, are left
+  // out rather than refused: a record stays readable when a later version
+  // adds to it.
   for (const auto& [short_name, value] : map.items()) {
     auto name = LongNames().find(short_name);
-    if (name == LongNames().end()) return std::nullopt;
+    if (name == LongNames().end()) continue;
     if (value.is_string()) {
       f[name->second] = value.get<std::string>();
     } else if (value.is_number_integer()) {
       f[name->second] = std::to_string(value.get<int64_t>());
-    } else {
-      return std::nullopt;
     }
   }
   return f;
@@ -325,8 +326,12 @@ Result<Job> RedisStore::LoadJob(const std::string& queue, std::string_view id) {
     j.attempts.push_back(std::move(a));
   }
   // A success's records are not written either (complete.lua), unless
-  // something was recorded after it: the record keeps what they hold.
-  if (j.state == JobState::kCompleted && f->count("success_unwritten")) {
+  // something was recorded after it: the record keeps what they hold. The
+  // history, read after the record, may hold them already (written in
+  // between, before a refusal).
+  const bool written = !j.attempts.empty() && j.attempts.back().n == j.attempt_count &&
+                       j.attempts.back().ended_at.has_value();
+  if (j.state == JobState::kCompleted && f->count("success_unwritten") && !written) {
     if (j.attempts.empty() || j.attempts.back().n != j.attempt_count) {
       Attempt a;
       a.n = j.attempt_count;

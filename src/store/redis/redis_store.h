@@ -107,9 +107,9 @@ class RedisStore final : public Store {
   static Event ClaimedEvent(const Attempt& a);
   // Ends the attempt `token` of job `id` as the policy decides; nullopt when
   // the lease is not the job's (recorded as a refusal when `record_refusal`).
-  // `loaded` is the job's hash when the caller has just read it, else null.
+  // `loaded` is the job's record when the caller has just read it, else null.
   // An end_attempt.lua call, prepared: the policy's decision made from the
-  // job's hash `f` (nullopt: no such job) at `now`.
+  // job's record `f` (nullopt: no such job) at `now`.
   struct EndPlan {
     std::string id, what;
     int64_t token = 0;
