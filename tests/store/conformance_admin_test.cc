@@ -360,6 +360,55 @@ TEST_P(AdminTest, APurgeOfManyJobsTakesThemAll) {
   EXPECT_TRUE(store_->ListJobs(all)->jobs.empty());
 }
 
+TEST_P(AdminTest, OneCallCanEndMoreJobsThanAScriptTakesInOneCommand) {
+  // Redis scripts write a batch's records and entries 1,000 values per
+  // command (Lua's unpack has a limit near 8,000): one store call with
+  // 9,000 acknowledgements, heartbeats or failures must take them all.
+  constexpr int kJobs = 9000;
+  NewJob n = Job();
+  n.policy = *ParsePolicy("immediate(1)");
+  std::vector<NewJob> jobs(kJobs, n);
+  ASSERT_TRUE(store_->Enqueue(jobs, "test").ok());
+  auto claim_all = [&] {
+    std::vector<ClaimedJob> all;
+    for (std::vector<ClaimedJob> b = ClaimN("emails", 1000); !b.empty(); b = ClaimN("emails", 1000))
+      all.insert(all.end(), b.begin(), b.end());
+    return all;
+  };
+  std::vector<ClaimedJob> first = claim_all();
+  ASSERT_EQ(first.size(), size_t{kJobs});
+  std::vector<Lease> leases;
+  for (const ClaimedJob& c : first) leases.push_back(c.lease);
+  Result<std::vector<Status>> beat = store_->Heartbeat(leases, Millis(60'000));
+  ASSERT_TRUE(beat.ok()) << beat.status().message();
+  for (const Status& st : *beat) ASSERT_TRUE(st.ok()) << st.message();
+  std::vector<FailRequest> failures;
+  for (const ClaimedJob& c : first) {
+    FailRequest f;
+    f.lease = c.lease;
+    f.worker = "w1";
+    f.error = Classify({ErrorClass::kTemporary, "X", "", ""}, {}, c.job.policy);
+    failures.push_back(f);
+  }
+  Result<std::vector<Result<FailResult>>> failed = store_->FailMany(failures);
+  ASSERT_TRUE(failed.ok()) << failed.status().message();
+  for (const Result<FailResult>& r : *failed) ASSERT_TRUE(r.ok()) << r.status().message();
+  std::vector<ClaimedJob> second = claim_all();
+  ASSERT_EQ(second.size(), size_t{kJobs});
+  std::vector<Completion> done;
+  for (const ClaimedJob& c : second) done.push_back({c.lease, "w1"});
+  Result<std::vector<Status>> completed = store_->Complete(done);
+  ASSERT_TRUE(completed.ok()) << completed.status().message();
+  for (const Status& st : *completed) ASSERT_TRUE(st.ok()) << st.message();
+  QueueStats stats = StatsOf("emails");
+  EXPECT_EQ(stats.counters["completed"], kJobs);
+  EXPECT_EQ(stats.counters["retries_scheduled"], kJobs);
+  EXPECT_EQ(stats.states[JobState::kCompleted], kJobs);
+  retraced::Job one = Get(second.back().job.id);
+  ASSERT_EQ(one.attempts.size(), 2u);
+  EXPECT_EQ(one.attempts[1].outcome, Outcome::kSucceeded);
+}
+
 TEST_P(AdminTest, PurgeOlderThanKeepsRecentJobs) {
   std::string old = MakeDead("emails", "X", "x");
   clock_.Advance(Millis(3'600'000));
