@@ -47,8 +47,9 @@ inline std::optional<std::string> OptField(const std::map<std::string, std::stri
   return it->second;
 }
 
-// A job's record, as stored in PREFIX jobs (a MessagePack map written by the
-// scripts: docs/redis-schema.md), into its fields; nullopt when malformed.
+// A job's record or spec, as stored in PREFIX jobs or PREFIX specs (a
+// MessagePack map written by the scripts: docs/redis-schema.md), into its
+// fields; nullopt when malformed.
 std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed);
 
 inline std::string Str(const Reply& r) {

@@ -19,9 +19,12 @@ class QueueKeys {
 
   // Scripts build these keys from the prefix: PREFIX jobs, PREFIX hist.
   const std::string& prefix() const { return prefix_; }
-  // A hash of the queue's jobs: id -> the job's record (a MessagePack map,
-  // payload included).
+  // A hash of the queue's jobs: id -> the job's record (a MessagePack map),
+  // rewritten at each step.
   std::string Jobs() const { return prefix_ + "jobs"; }
+  // A hash: id -> the job's unchanging part (a MessagePack map: type, policy,
+  // created, payload, timeout), written once.
+  std::string Specs() const { return prefix_ + "specs"; }
   // A hash of the queue's histories: id -> the job's history records, oldest
   // first, joined by newlines.
   std::string History() const { return prefix_ + "hist"; }

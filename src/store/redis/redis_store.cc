@@ -242,10 +242,17 @@ std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view 
 
 Result<std::optional<RedisStore::Fields>> RedisStore::LoadFields(const QueueKeys& k,
                                                                  std::string_view id) {
-  RETRACED_ASSIGN_OR_RETURN(Reply r, Conn().Command({"HGET", k.Jobs(), std::string(id)}));
-  if (r.IsNil()) return std::optional<Fields>();
-  std::optional<Fields> f = DecodeRecord(r.str);
-  if (!f) return Status::Internal("the record of job " + std::string(id) + " is malformed");
+  RETRACED_ASSIGN_OR_RETURN(
+      std::vector<Reply> r,
+      Conn().Pipeline({{"HGET", k.Jobs(), std::string(id)}, {"HGET", k.Specs(), std::string(id)}}));
+  // No record or no spec: the job is gone (or going: a purge removes both at
+  // once, and this read can fall between the two).
+  if (r[0].IsNil() || r[1].IsNil()) return std::optional<Fields>();
+  std::optional<Fields> f = DecodeRecord(r[0].str);
+  std::optional<Fields> spec = DecodeRecord(r[1].str);
+  if (!f || !spec)
+    return Status::Internal("the record of job " + std::string(id) + " is malformed");
+  f->merge(*spec);
   (*f)["id"] = std::string(id);  // the hash field holds it
   return f;
 }

@@ -101,27 +101,30 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
   TimePoint now = FromUnixMillis(r.elements[0].integer);
   std::vector<ClaimedJob> out;
   for (size_t i = 1; i < r.elements.size(); ++i) {
+    // {id, spec, priority, token, run_at, unique, deadline, trigger, lateness}
     const std::vector<Reply>& e = r.elements[i].elements;
     ClaimedJob c;
     Job& j = c.job;
     j.id = e[0].str;
     j.queue = req.queue;
-    j.type = e[1].str;
-    j.payload = e[2].str;
-    RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(e[3].str));
-    j.priority = static_cast<int>(ToInt(Str(e[4])));
-    j.attempt_count = static_cast<int>(ToInt(Str(e[5])));
+    std::optional<Fields> spec = e[1].IsNil() ? std::nullopt : DecodeRecord(e[1].str);
+    if (!spec) return Status::Internal("the record of job " + j.id + " is malformed");
+    j.type = Get(*spec, "type");
+    j.payload = Get(*spec, "payload");
+    RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(Get(*spec, "policy")));
+    j.created_at = FromUnixMillis(IntField(*spec, "created"));
+    if (spec->count("timeout")) j.timeout = Millis(IntField(*spec, "timeout"));
+    j.priority = static_cast<int>(ToInt(Str(e[2])));
+    j.attempt_count = static_cast<int>(ToInt(Str(e[3])));
     j.state = JobState::kActive;
-    j.created_at = FromUnixMillis(ToInt(Str(e[6])));
-    j.run_at = FromUnixMillis(ToInt(Str(e[7])));
-    if (!e[8].IsNil()) j.unique_key = e[8].str;
-    if (!e[9].IsNil()) j.timeout = Millis(ToInt(Str(e[9])));
-    if (!e[10].IsNil()) j.deadline_at = FromUnixMillis(ToInt(Str(e[10])));
+    j.run_at = FromUnixMillis(ToInt(Str(e[4])));
+    if (!e[5].IsNil()) j.unique_key = e[5].str;
+    if (!e[6].IsNil()) j.deadline_at = FromUnixMillis(ToInt(Str(e[6])));
     c.attempt.n = j.attempt_count;
-    RETRACED_ASSIGN_OR_RETURN(c.attempt.trigger, ParseTrigger(e[11].str));
+    RETRACED_ASSIGN_OR_RETURN(c.attempt.trigger, ParseTrigger(e[7].str));
     c.attempt.worker = req.worker;
     c.attempt.started_at = now;
-    c.attempt.lateness = Millis(e[12].integer);
+    c.attempt.lateness = Millis(e[8].integer);
     c.lease = Lease{j.id, j.attempt_count};
     c.lease_expires_at = now + req.lease;
     RememberClaimed(j.id, req.queue);
@@ -334,7 +337,11 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
   if (!options_.clock) reads.push_back({"TIME"});
   for (const FailRequest& r : reqs) {
     auto q = queues.find(r.lease.job_id);
-    if (q != queues.end()) reads.push_back({"HGET", QueueKeys(q->second).Jobs(), r.lease.job_id});
+    if (q != queues.end()) {
+      QueueKeys k(q->second);
+      reads.push_back({"HGET", k.Jobs(), r.lease.job_id});
+      reads.push_back({"HGET", k.Specs(), r.lease.job_id});
+    }
   }
   RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> read, Conn().Pipeline(reads));
   size_t next = 0;
@@ -356,10 +363,15 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
     auto q = queues.find(r.lease.job_id);
     if (q == queues.end()) continue;
     const Reply& h = read[next++];
+    const Reply& spec = read[next++];
     std::optional<Fields> f;
-    if (!h.IsNil()) {
+    if (!h.IsNil() && !spec.IsNil()) {
       f = DecodeRecord(h.str);
-      if (!f) return Status::Internal("the record of job " + r.lease.job_id + " is malformed");
+      std::optional<Fields> unchanging = DecodeRecord(spec.str);
+      if (!f || !unchanging) {
+        return Status::Internal("the record of job " + r.lease.job_id + " is malformed");
+      }
+      f->merge(*unchanging);
     }
     RETRACED_ASSIGN_OR_RETURN(plans[i], PlanEnd(q->second, r.lease.job_id, r.lease.token, r.outcome,
                                                 r.error, r.worker, "", "failure", true, now, f));

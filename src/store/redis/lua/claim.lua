@@ -1,7 +1,7 @@
 -- claim: makes a queue's due jobs ready, then takes up to N ready jobs under
 -- a lease, atomically.
 --
--- KEYS[1] prefix     "rt:{QUEUE}:" (records, payloads included, in PREFIX jobs)
+-- KEYS[1] prefix     "rt:{QUEUE}:" (records in PREFIX jobs, specs in PREFIX specs)
 -- KEYS[2] ready      sorted set, score run_at - priority * 2^44
 -- KEYS[3] scheduled  sorted set, score run_at
 -- KEYS[4] retry_wait sorted set, score run_at
@@ -13,8 +13,10 @@
 -- ARGV[4] lease_ms how long the lease lasts
 --
 -- Returns: {now_ms, job...} where each job is
---   {id, type, payload, policy, priority, token, created, run_at, unique|false,
---    timeout|false, deadline|false, trigger, lateness_ms}
+--   {id, spec, priority|false, token, run_at, unique|false, deadline|false, trigger,
+--    lateness_ms}
+-- where spec is the job's unchanging part as stored (a MessagePack map: type,
+-- policy, created, payload, timeout), passed through undecoded.
 -- The token is the attempt number; the lease expires at now + lease_ms.
 -- No history record is written: the attempt's start is in the record (n,
 -- tr, w, u, r: docs/redis-schema.md), and its history record is appended with
@@ -86,6 +88,7 @@ if #popped == 0 then return out end
 local ids = {}
 for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 local records = read_records(ids)
+local specs = redis.call('HMGET', prefix .. 'specs', unpack(ids))
 local leases, set = {}, {}  -- active entries and records, written after the loop
 local by_trigger = {}
 local claimed = 0
@@ -98,8 +101,8 @@ for i, id in ipairs(ids) do
     leases[#leases + 1], leases[#leases + 2] = expires_s, id
     local trigger = j.tr or 'initial'
     by_trigger[trigger] = (by_trigger[trigger] or 0) + 1
-    out[#out + 1] = {id, j.t, j.d, j.p, j.pr or false, token, j.c, j.r, j.k or false,
-                     j.to or false, j.dl or false, trigger, now - j.r}
+    out[#out + 1] = {id, specs[i], j.pr or false, token, j.r, j.k or false, j.dl or false, trigger,
+                     now - j.r}
     claimed = claimed + 1
   end
 end

@@ -1,8 +1,8 @@
 -- enqueue: adds a batch of jobs to one queue, atomically.
 --
--- KEYS[1] prefix    "rt:{QUEUE}:" (a job is a record in the hash PREFIX jobs, payload
---                   included, and its history a value of the hash PREFIX hist:
---                   docs/redis-schema.md)
+-- KEYS[1] prefix    "rt:{QUEUE}:" (a job is a record in the hash PREFIX jobs, its
+--                   unchanging part, payload included, in PREFIX specs, and its
+--                   history a value of PREFIX hist: docs/redis-schema.md)
 -- KEYS[2] ready     sorted set, score run_at - priority * 2^44
 -- KEYS[3] scheduled sorted set, score run_at
 -- KEYS[4] unique    hash: unique key -> id of the live job holding it
@@ -52,7 +52,7 @@ local created = 0
 -- per job costs more than the entry itself.
 local to_ready, to_scheduled, to_all = {}, {}, {}
 -- Records are written many per command after the loop, too.
-local records, histories, added = {}, {}, {}
+local records, specs, histories, added = {}, {}, {}, {}
 local jobs_key = prefix .. 'jobs'
 local seq = math.max(now * 1024, tonumber(redis.call('GET', KEYS[8]) or '0') + 1, tonumber(ARGV[4]))
 local function add_all(key, pairs, cmd)
@@ -78,19 +78,23 @@ for i = 0, count - 1 do
     -- seq_start (1), last_delay (0) and streak (0) are left out at their
     -- defaults: every byte of a record is kept per job.
     -- The record's short names are listed in docs/redis-schema.md.
-    local j = {t = jtype, p = policy, s = state, c = now, u = now, r = run_at, d = payload}
+    local j = {s = state, u = now, r = run_at}
     if prio ~= '0' then j.pr = tonumber(prio) end
     if ukey ~= '' then
       j.k = ukey
       redis.call('HSET', unique, ukey, id)
     end
-    if timeout ~= '' then j.to = tonumber(timeout) end
     if deadline_at ~= '' then
       j.dl = tonumber(deadline_at)
     elseif deadline_after ~= '' then
       j.dl = now + tonumber(deadline_after)
     end
     records[#records + 1], records[#records + 2] = id, cmsgpack.pack(j)
+    -- What never changes, apart, so that the steps of the job rewrite only
+    -- the record above.
+    local spec = {t = jtype, p = policy, c = now, d = payload}
+    if timeout ~= '' then spec.to = tonumber(timeout) end
+    specs[#specs + 1], specs[#specs + 2] = id, cmsgpack.pack(spec)
     added[id] = true
     if state == 'scheduled' then
       to_scheduled[#to_scheduled + 1], to_scheduled[#to_scheduled + 2] = run_at_s, id
@@ -111,6 +115,7 @@ for i = 0, count - 1 do
 end
 if created > 0 then
   add_all(jobs_key, records, 'HSET')
+  add_all(prefix .. 'specs', specs, 'HSET')
   add_all(prefix .. 'hist', histories, 'HSET')
   add_all(ready, to_ready)
   add_all(scheduled, to_scheduled)

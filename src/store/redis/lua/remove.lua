@@ -1,6 +1,6 @@
 -- remove: deletes finished jobs with their history (a purge or a retention trim).
 --
--- KEYS[1] prefix (records in PREFIX jobs, histories in PREFIX hist)
+-- KEYS[1] prefix (records in PREFIX jobs and PREFIX specs, histories in PREFIX hist)
 -- KEYS[2] all   KEYS[3] completed   KEYS[4] dead   KEYS[5] cancelled   KEYS[6] counters
 -- ARGV[1] counter ("purged" or "trimmed")   ARGV[2..] job ids
 --
@@ -25,6 +25,7 @@ for i, id in ipairs(ids) do
 end
 if #removed > 0 then
   redis.call('HDEL', jobs_key, unpack(removed))
+  redis.call('HDEL', prefix .. 'specs', unpack(removed))
   redis.call('HDEL', prefix .. 'hist', unpack(removed))
   redis.call('ZREM', all, unpack(removed))
   for state, list in pairs(by_state) do
