@@ -131,7 +131,7 @@ class RedisScriptTest : public ::testing::Test {
     Result<Reply> r = conn_->Eval(
         complete_,
         {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.State(JobState::kCompleted)},
-        {now_, actor, "\"" + actor + "\"", id, std::to_string(token)});
+        {now_, actor, id, std::to_string(token)});
     EXPECT_TRUE(r.ok() && !r->IsError());
     EXPECT_EQ(r->elements.size(), 2u) << "the time and one status";
     return r->elements.size() == 2 ? r->elements[1] : Reply();

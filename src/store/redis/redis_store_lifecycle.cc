@@ -277,7 +277,7 @@ Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> ite
   std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
   for (const auto& [group, indexes] : groups) {
     QueueKeys k(group.first);
-    std::vector<std::string> args = {NowArg(), group.second, DumpJson(Json(group.second))};
+    std::vector<std::string> args = {NowArg(), group.second};
     for (size_t i : indexes) {
       args.push_back(items[i].lease.job_id);
       args.push_back(std::to_string(items[i].lease.token));

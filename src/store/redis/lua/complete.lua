@@ -8,8 +8,7 @@
 -- KEYS[5] completed  sorted set, score when completed
 -- ARGV[1] now_ms     "" for the server's clock (TIME), or the store's own clock
 -- ARGV[2] actor      the worker id (recorded on the event)
--- ARGV[3] actor_json the actor as a JSON string (not used by this script)
--- ARGV[4..] id, token pairs
+-- ARGV[3..] id, token pairs
 --
 -- Returns: {now_ms, status...}, one status per pair: 1 completed; -1 no such
 --   job; {0, state, n} refused (the lease is not the job's; recorded as a
@@ -31,17 +30,17 @@ local done, refused = 0, 0
 --@include records.lua
 
 local ids = {}
-for i = 4, #ARGV - 1, 2 do ids[#ids + 1] = ARGV[i] end
+for i = 3, #ARGV - 1, 2 do ids[#ids + 1] = ARGV[i] end
 read_records(ids)
 
 local ended, finished = {}, {}
 for i, id in ipairs(ids) do
-  local token = tonumber(ARGV[3 + 2 * i])  -- ids[i] is ARGV[2 + 2 * i]
+  local token = tonumber(ARGV[2 + 2 * i])  -- ids[i] is ARGV[1 + 2 * i]
   local j = records[id]
   if not j then
     out[#out + 1] = -1
   elseif j.s ~= 'active' or j.n ~= token then
-    local note = 'completion with lease token ' .. ARGV[3 + 2 * i] .. ' refused: the job is ' .. j.s
+    local note = 'completion with lease token ' .. ARGV[2 + 2 * i] .. ' refused: the job is ' .. j.s
     if j.s == 'active' then note = note .. ' under token ' .. j.n end
     write_pending(id, j)  -- so that the refusal reads after what came before it
     append(id, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
