@@ -17,7 +17,8 @@ class QueueKeys {
  public:
   explicit QueueKeys(std::string_view queue) : prefix_("rt:{" + std::string(queue) + "}:") {}
 
-  // Scripts build these keys from the prefix: PREFIX jobs, PREFIX hist.
+  // Scripts build these keys from the prefix: PREFIX jobs, PREFIX specs,
+  // PREFIX hist.
   const std::string& prefix() const { return prefix_; }
   // A hash of the queue's jobs: id -> the job's record (a MessagePack map),
   // rewritten at each step.
