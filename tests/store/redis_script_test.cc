@@ -111,7 +111,7 @@ class RedisScriptTest : public ::testing::Test {
                      k.State(JobState::kCompleted), k.State(JobState::kDead), k.Signal()},
                     {now, id, std::to_string(token), "w1", "completion", record_refusal, event, to,
                      run_at, to == "ready" || to == "retry_wait" ? "auto" : "", "100", "0",
-                     R"(["x",1,0,"failed",null,null])", "the reason", counters,
+                     R"(["x",1,0,"failed",null,null])", counters,
                      to == "completed" ? "" : R"(["temporary","X","boom","boom"])", dead_reason,
                      dead_reason.empty() ? "" : R"(["evidence line"])"});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -316,7 +316,6 @@ TEST_F(RedisScriptTest, EndAttemptTakesABatchAndCountsOnce) {
                                     "",
                                     "0",
                                     R"(["x",1,0,"failed",null,null])",
-                                    "why",
                                     "failed,dead_x",
                                     R"(["permanent","X","boom","boom"])",
                                     "permanent_error",

@@ -195,10 +195,6 @@ const std::map<std::string, std::string, std::less<>>& LongNames() {
                                                           {"ld", "last_delay"},
                                                           {"st", "streak"},
                                                           {"b", "budget"},
-                                                          {"ec", "err_class"},
-                                                          {"ek", "err_code"},
-                                                          {"em", "err_msg"},
-                                                          {"eg", "err_sig"},
                                                           {"dr", "dead_reason"},
                                                           {"da", "dead_at"},
                                                           {"de", "dead_evidence"},
@@ -229,6 +225,17 @@ std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view 
   // out rather than refused: a record stays readable when a later version
   // adds to it.
   for (const auto& [short_name, value] : map.items()) {
+    if (short_name == "e" && value.is_string()) {
+      // The latest error, as JSON [class, code, message, signature].
+      Result<Json> e = ParseJson(value.get<std::string>());
+      if (e.ok() && e->is_array() && e->size() == 4) {
+        const char* names[] = {"err_class", "err_code", "err_msg", "err_sig"};
+        for (size_t i = 0; i < 4; ++i) {
+          if ((*e)[i].is_string()) f[names[i]] = (*e)[i].get<std::string>();
+        }
+      }
+      continue;
+    }
     auto name = LongNames().find(short_name);
     if (name == LongNames().end()) continue;
     if (value.is_string()) {
@@ -414,10 +421,14 @@ Status RedisStore::ParseHistory(std::string_view records, Job& job) {
           a.decision = SuccessDecision();
         }
         if (r.size() >= 10) {
-          // A null actor is the attempt's own worker.
-          job.events.push_back(Event{*a.ended_at, JobState::kActive,
-                                     *ParseJobState(r[6].get<std::string>()), r[7],
-                                     r[8].is_null() ? a.worker : r[8].get<std::string>(), r[9]});
+          // A null actor is the attempt's own worker; a null note, the
+          // decision's reason.
+          std::string note = !r[9].is_null() ? r[9].get<std::string>()
+                             : a.decision    ? a.decision->reason
+                                             : "";
+          job.events.push_back(
+              Event{*a.ended_at, JobState::kActive, *ParseJobState(r[6].get<std::string>()), r[7],
+                    r[8].is_null() ? a.worker : r[8].get<std::string>(), std::move(note)});
         }
       }
     } catch (const Json::exception&) {

@@ -156,7 +156,7 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
           k.Signal()};
   const bool current = f && Get(*f, "state") == "active" && IntField(*f, "n") == token;
   std::vector<std::string>& args = plan.args;
-  args.resize(18);
+  args.resize(17);
   args[0] = MsText(now);
   args[1] = id;
   args[2] = std::to_string(token);
@@ -185,10 +185,11 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
     const std::string event_name = !event.empty()               ? std::string(event)
                                    : d.action == Action::kRetry ? "retry_scheduled"
                                                                 : "dead";
-    // The actor is left out (null) when it is the attempt's own worker.
+    // The actor is left out (null) when it is the attempt's own worker, and
+    // the event's note when it is the decision's reason (always, here).
     Json end = Json::array(
         {"x", token, Ms(now), Name(outcome), ToJson(error.error), ToJson(d), Name(to), event_name,
-         actor == Get(*f, "worker") ? Json() : Json(std::string(actor)), d.reason});
+         actor == Get(*f, "worker") ? Json() : Json(std::string(actor)), Json()});
     std::string counters = outcome == Outcome::kLeaseExpired ? "lease_expired" : "failed";
     counters += d.action == Action::kRetry ? ",retries_scheduled"
                                            : ",dead_" + std::string(Name(*d.dead_reason));
@@ -201,9 +202,8 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
     args[10] = d.action == Action::kRetry ? std::to_string(d.delay.count()) : "";
     args[11] = std::to_string(released ? IntField(*f, "streak") : ctx.lease_expired_in_row);
     args[12] = DumpJson(end);
-    args[13] = d.reason;
-    args[14] = counters;
-    args[15] = DumpJson(Json::array({Name(error.error.error_class), error.error.code,
+    args[13] = counters;
+    args[14] = DumpJson(Json::array({Name(error.error.error_class), error.error.code,
                                      error.error.message, ErrorSignature(error.error.message)}));
     if (d.action == Action::kDead) {
       RETRACED_ASSIGN_OR_RETURN(Job job, LoadJob(queue, id));
@@ -212,8 +212,8 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
       last.outcome = outcome;
       last.error = error.error;
       last.decision = d;
-      args[16] = std::string(Name(*d.dead_reason));
-      args[17] = DumpJson(Json(DeadEvidence(job.attempts, d)));
+      args[15] = std::string(Name(*d.dead_reason));
+      args[16] = DumpJson(Json(DeadEvidence(job.attempts, d)));
     }
     plan.ended = Ended{d, to};
   } else {
@@ -222,7 +222,7 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
     args[6] = "refused";
     args[7] = "";
     args[12] = "[]";
-    args[14] = "";
+    args[13] = "";
   }
   return plan;
 }

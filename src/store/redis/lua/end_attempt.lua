@@ -2,7 +2,7 @@
 -- lease given is still the job's; records a refusal otherwise. The decisions
 -- (where each job goes, the records) are made by the store before the call:
 -- this script only applies them, atomically and fenced by the tokens. One call
--- takes a batch of one queue's jobs: ARGV is 18 values per job, as below.
+-- takes a batch of one queue's jobs: ARGV is 17 values per job, as below.
 --
 -- KEYS[1] prefix     "rt:{QUEUE}:" (records in PREFIX jobs, histories in PREFIX hist)
 -- KEYS[2] counters   hash of queue counters
@@ -25,11 +25,10 @@
 -- ARGV[12] streak          lease expirations in a row ("" to keep)
 -- ARGV[13] end_record      JSON history record of the attempt's end, carrying its event
 --                          (readers derive the event from it; a refusal adds its own)
--- ARGV[14] note            the event's note (the decision's reason)
--- ARGV[15] counters        comma-separated counter names to increment
--- ARGV[16] last_error      JSON [class, code, message, signature], or ""
--- ARGV[17] dead_reason     ("" unless to = dead)
--- ARGV[18] dead_evidence   JSON array of lines ("" unless to = dead)
+-- ARGV[14] counters        comma-separated counter names to increment
+-- ARGV[15] last_error      JSON [class, code, message, signature], or ""
+-- ARGV[16] dead_reason     ("" unless to = dead)
+-- ARGV[17] dead_evidence   JSON array of lines ("" unless to = dead)
 --
 -- Returns: per job, in order: {1} applied; {0, state, n} refused (the lease is
 --          not the job's); {-1} no such job.
@@ -41,11 +40,24 @@ local ended, entries = {}, {ready = {}, retry_wait = {}, completed = {}, dead = 
 
 --@include records.lua
 
+-- A batch's failures mostly share their counters: each distinct text is
+-- split once per call.
+local split = {}
+local function names_of(text)
+  local names = split[text]
+  if not names then
+    names = {}
+    for name in string.gmatch(text, '[^,]+') do names[#names + 1] = name end
+    split[text] = names
+  end
+  return names
+end
+
 local ids = {}
-for b = 0, #ARGV - 18, 18 do ids[#ids + 1] = ARGV[b + 2] end
+for b = 0, #ARGV - 17, 17 do ids[#ids + 1] = ARGV[b + 2] end
 read_records(ids)
 
-for b = 0, #ARGV - 18, 18 do
+for b = 0, #ARGV - 17, 17 do
   local now, id, token, actor = tonumber(ARGV[b + 1]), ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4]
   local j = records[id]
   if not j then
@@ -76,19 +88,19 @@ for b = 0, #ARGV - 18, 18 do
       into[#into + 1] = now
     end
     into[#into + 1] = id
-    if to == 'dead' then j.dr, j.da, j.de = ARGV[b + 17], now, ARGV[b + 18] end
+    if to == 'dead' then j.dr, j.da, j.de = ARGV[b + 16], now, ARGV[b + 17] end
     if ARGV[b + 10] ~= '' then j.tr = ARGV[b + 10] end
-    if ARGV[b + 11] ~= '' then j.ld = tonumber(ARGV[b + 11]) end
-    if ARGV[b + 12] ~= '' then j.st = tonumber(ARGV[b + 12]) end
-    if ARGV[b + 16] ~= '' then
-      local e = cjson.decode(ARGV[b + 16])
-      j.ec, j.ek, j.em, j.eg = e[1], e[2], e[3], e[4]
-    end
+    -- 0, their default, is left out: every field is decoded at each step.
+    local ld, st = ARGV[b + 11], ARGV[b + 12]
+    if ld ~= '' then j.ld = ld ~= '0' and tonumber(ld) or nil end
+    if st ~= '' then j.st = st ~= '0' and tonumber(st) or nil end
+    -- The latest error, kept as the text given: the store reads it, no step does.
+    if ARGV[b + 15] ~= '' then j.e = ARGV[b + 15] end
     if (to == 'completed' or to == 'dead') and j.k and redis.call('HGET', unique, j.k) == id then
       redis.call('HDEL', unique, j.k)  -- a finished job no longer holds its unique key
     end
     changed[id] = true
-    for name in string.gmatch(ARGV[b + 15], '[^,]+') do counts[name] = (counts[name] or 0) + 1 end
+    for _, name in ipairs(names_of(ARGV[b + 14])) do counts[name] = (counts[name] or 0) + 1 end
     out[#out + 1] = {1}
   end
 end

@@ -24,7 +24,7 @@ end
 local from = j.s
 redis.call('ZREM', from == 'dead' and dead or cancelled, id)
 j.s, j.r, j.u, j.tr = 'ready', now, now, 'manual'
-j.ss, j.ld, j.st = (j.n or 0) + 1, 0, 0
+j.ss, j.ld, j.st = (j.n or 0) + 1, nil, nil  -- 0, their default, left out
 j.rb, j.rn, j.ra, j.rm = ARGV[3], ARGV[4], now, ARGV[5]
 j.dr, j.da, j.de = nil, nil, nil
 j.b = tonumber(ARGV[6])  -- nil for a fresh budget

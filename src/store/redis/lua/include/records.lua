@@ -58,8 +58,14 @@ end
 
 -- The start record of a job's latest attempt, from its record (n, tr, w, r)
 -- and when it started.
+local quoted = {}  -- worker id -> its JSON text: a batch has few workers
 local function start_record(j, started)
-  return '["a",' .. j.n .. ',"' .. (j.tr or 'initial') .. '",' .. cjson.encode(j.w) .. ',' ..
+  local w = quoted[j.w or false]
+  if not w then
+    w = cjson.encode(j.w)
+    quoted[j.w or false] = w
+  end
+  return '["a",' .. j.n .. ',"' .. (j.tr or 'initial') .. '",' .. w .. ',' ..
          started .. ',' .. (started - j.r) .. ']'
 end
 
