@@ -41,6 +41,52 @@ TEST_P(StoreTest, AnExpiredLeaseEndsTheAttemptAndTheNextRunIsARecovery) {
   EXPECT_EQ(StatsOf("emails").counters["attempts_recovery"], 1);
 }
 
+TEST_P(StoreTest, AFailureReportedAfterAnotherWorkerTookTheJobOverIsRefused) {
+  // Worker A's handle claimed the job and lost its lease; worker B's handle
+  // recovered and claimed it again. A's late failure must change nothing,
+  // and B's failure is decided from the job as it is, whichever handle reports it.
+  std::string id = Add(Job());
+  ClaimedJob a = ClaimOne("emails", "host-a/1", Millis(1000));
+  clock_.Advance(Millis(1001));
+  std::unique_ptr<Store> other = OpenAnother();
+  ASSERT_EQ(other->RecoverExpired(10)->size(), 1u);
+  clock_.Advance(Millis(60'000));
+  Result<std::vector<ClaimedJob>> b =
+      other->Claim(ClaimRequest{"emails", "host-b/2", 1, Millis(30'000)});
+  ASSERT_TRUE(b.ok() && b->size() == 1u);
+  ASSERT_EQ((*b)[0].lease.token, 2);
+
+  FailRequest late;
+  late.lease = a.lease;
+  late.worker = "host-a/1";
+  late.error = Classify({ErrorClass::kTemporary, "X", "late", ""}, {}, a.job.policy);
+  Result<FailResult> refused = store_->Fail(late);
+  EXPECT_EQ(refused.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(refused.status().message(), "job " + id +
+                                            ": failure with lease token 1 refused: the job is "
+                                            "active under token 2");
+  retraced::Job j = Get(id);
+  EXPECT_EQ(j.state, JobState::kActive);
+  EXPECT_EQ(j.attempt_count, 2);
+  EXPECT_EQ(j.events.back().reason, "stale_lease_refused");
+
+  // B's failure, reported through the handle that did not claim the job.
+  FailRequest current = late;
+  current.lease = (*b)[0].lease;
+  current.worker = "host-b/2";
+  current.error = Classify({ErrorClass::kTemporary, "Y", "down", ""}, {}, a.job.policy);
+  Result<FailResult> failed = store_->Fail(current);
+  ASSERT_TRUE(failed.ok()) << failed.status().ToString();
+  EXPECT_EQ(failed->decision.action, Action::kRetry);
+  j = Get(id);
+  EXPECT_EQ(j.state, failed->state);
+  ASSERT_EQ(j.attempts.size(), 2u);
+  ASSERT_TRUE(j.attempts[1].error);
+  EXPECT_EQ(j.attempts[1].error->code, "Y");
+  EXPECT_EQ(j.attempts[1].worker, "host-b/2");
+  EXPECT_EQ(j.events.back().actor, "host-b/2");
+}
+
 TEST_P(StoreTest, ARunningAttemptReadsInFullAndRefusalsDuringItFollowItsClaim) {
   // What an operator reads while a recovered job runs again: the running
   // attempt in full, and the late reports of the lost worker after its claim.

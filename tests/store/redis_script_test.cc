@@ -79,6 +79,24 @@ class RedisScriptTest : public ::testing::Test {
     }
     return "(nil)";
   }
+  // A claim's jobs: {now, id, spec, record, ...} decoded.
+  struct ClaimedView {
+    std::string id;
+    std::map<std::string, std::string> spec, record;
+  };
+  static std::vector<ClaimedView> Claimed(const Reply& r) {
+    std::vector<ClaimedView> out;
+    EXPECT_EQ((r.elements.size() + 2) % 3, 0u) << "the time, then three strings per job";
+    for (size_t i = 1; i + 2 < r.elements.size(); i += 3) {
+      std::optional<std::map<std::string, std::string>> spec = DecodeRecord(r.elements[i + 1].str);
+      std::optional<std::map<std::string, std::string>> record =
+          DecodeRecord(r.elements[i + 2].str);
+      EXPECT_TRUE(spec && record);
+      out.push_back({r.elements[i].str, spec.value_or(std::map<std::string, std::string>{}),
+                     record.value_or(std::map<std::string, std::string>{})});
+    }
+    return out;
+  }
   // The history records.
   std::vector<Json> History(const std::string& id) {
     Reply r = *conn_->Command({"HGET", QueueKeys("q").History(), id});
@@ -255,25 +273,28 @@ TEST_F(RedisScriptTest, AFutureRunAtSchedulesAndTheDeadlineComesFromEitherForm) 
 TEST_F(RedisScriptTest, ClaimTakesByPriorityThenAgeUnderALease) {
   Enqueue({{.id = "01A"}, {.id = "01B"}, {.id = "01C", .prio = 5}});
   Reply r = Claim(2, "host:1:x", 1000);
-  ASSERT_EQ(r.elements.size(), 3u);
+  std::vector<ClaimedView> jobs = Claimed(r);
+  ASSERT_EQ(jobs.size(), 2u);
   int64_t now = r.elements[0].integer;
-  const Reply& first = r.elements[1];
-  EXPECT_EQ(first.elements[0].str, "01C") << "higher priority first";
-  EXPECT_EQ(first.elements[3].integer, 1) << "the token is the attempt number";
-  EXPECT_EQ(first.elements[7].str, "initial");
-  EXPECT_EQ(r.elements[2].elements[0].str, "01A") << "then the oldest";
+  const ClaimedView& first = jobs[0];
+  EXPECT_EQ(first.id, "01C") << "higher priority first";
+  EXPECT_EQ(first.record.at("n"), "1") << "the token is the attempt number";
+  EXPECT_EQ(first.record.at("prio"), "5");
+  EXPECT_EQ(first.record.count("trigger"), 0u) << "initial: the default is left out";
+  EXPECT_EQ(first.record.at("state"), "active") << "the record as the claim wrote it";
+  EXPECT_EQ(first.record.at("worker"), "host:1:x");
+  EXPECT_EQ(jobs[1].id, "01A") << "then the oldest";
   EXPECT_EQ(Field("01C", "state"), "active");
   EXPECT_EQ(Field("01C", "worker"), "host:1:x");
   EXPECT_EQ(Field("01C", "lease"), std::to_string(now + 1000));
   EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").Active(), "01C"})->str,
             std::to_string(now + 1000));
-  EXPECT_EQ(DecodeRecord(first.elements[1].str)->at("payload"), "{}")
-      << "the payload, in the job's unchanging part";
+  EXPECT_EQ(first.spec.at("payload"), "{}") << "the payload, in the job's unchanging part";
   EXPECT_EQ(Field("01C", "payload"), "{}");
   EXPECT_EQ(Field("01C", "updated"), std::to_string(now)) << "when the attempt started";
   EXPECT_EQ(History("01C").size(), 1u)
       << "the claim writes no record: the attempt's start is written with its end";
-  EXPECT_EQ(Claim(10).elements.size(), 2u) << "only 01B is left";
+  EXPECT_EQ(Claimed(Claim(10)).size(), 1u) << "only 01B is left";
   EXPECT_EQ(Claim(10).elements.size(), 1u) << "nothing left: just the time";
   EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "attempts"})->str, "3");
   EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "attempts_initial"})->str, "3");
@@ -285,9 +306,11 @@ TEST_F(RedisScriptTest, ClaimMakesScheduledJobsReadyOnlyWhenDue) {
   EXPECT_EQ(Claim(1).elements.size(), 1u) << "not due yet";
   std::this_thread::sleep_for(std::chrono::milliseconds(350));
   Reply r = Claim(1);
-  ASSERT_EQ(r.elements.size(), 2u);
-  EXPECT_EQ(r.elements[1].elements[0].str, "s");
-  EXPECT_GE(r.elements[1].elements[8].integer, 0) << "lateness";
+  std::vector<ClaimedView> jobs = Claimed(r);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].id, "s");
+  EXPECT_EQ(jobs[0].record.at("run_at"), std::to_string(soon));
+  EXPECT_GE(r.elements[0].integer, soon) << "claimed when due";
   std::vector<Json> h = History("s");
   ASSERT_EQ(h.size(), 2u);
   EXPECT_EQ(h[1][2], "scheduled");
@@ -427,7 +450,7 @@ TEST_F(RedisScriptTest, AnAttemptsStartIsWrittenOnceBeforeWhatIsRecordedWhileItR
   Enqueue({{.id = "a"}});
   Reply claimed = Claim(1, "w1");
   const int64_t started = claimed.elements[0].integer;
-  const int64_t lateness = claimed.elements[1].elements[8].integer;
+  const int64_t lateness = started - ToInt(Claimed(claimed).at(0).record.at("run_at"));
   EXPECT_EQ(History("a").size(), 1u) << "the claim writes no record";
   // A stale report while attempt 1 runs: attempt 1's start goes first.
   EXPECT_EQ(End("a", 7, "completed", "succeeded", "completed").elements[0].integer, 0);
@@ -496,6 +519,40 @@ TEST(RedisRecordTest, ARecordDecodesIntoFieldsAndSkipsWhatItDoesNotKnow) {
   EXPECT_FALSE(
       DecodeRecord(std::string_view(reinterpret_cast<const char*>(list.data()), list.size())))
       << "a record is a map";
+}
+
+TEST(RedisRecordTest, EveryIntegerWidthAndNestedValuesDecode) {
+  nlohmann::json record = {{"n", -1},
+                           {"r", 1796529820374},
+                           {"pr", -200},
+                           {"l", 65'536},
+                           {"b", -40'000},
+                           {"st", 200},
+                           {"ld", 4'000'000'000},
+                           {"da", -5'000'000'000},
+                           {"later", {{"nested", {1, 2, {{"deep", "x"}}}}}},
+                           {"k", std::string(300, 'k')},
+                           {"d", std::string(70'000, 'd')},
+                           {"e", R"(["temporary","X","boom","sig"])"}};
+  std::vector<uint8_t> packed = nlohmann::json::to_msgpack(record);
+  std::string_view text(reinterpret_cast<const char*>(packed.data()), packed.size());
+  std::optional<std::map<std::string, std::string>> f = DecodeRecord(text);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->at("n"), "-1");
+  EXPECT_EQ(f->at("run_at"), "1796529820374");
+  EXPECT_EQ(f->at("prio"), "-200");
+  EXPECT_EQ(f->at("lease"), "65536");
+  EXPECT_EQ(f->at("budget"), "-40000");
+  EXPECT_EQ(f->at("streak"), "200");
+  EXPECT_EQ(f->at("last_delay"), "4000000000");
+  EXPECT_EQ(f->at("dead_at"), "-5000000000");
+  EXPECT_EQ(f->at("unique").size(), 300u);
+  EXPECT_EQ(f->at("payload").size(), 70'000u);
+  EXPECT_EQ(f->at("err_code"), "X");
+  EXPECT_EQ(f->at("err_sig"), "sig");
+  for (size_t cut = 0; cut < packed.size(); cut += 97) {
+    EXPECT_FALSE(DecodeRecord(text.substr(0, cut))) << "cut at " << cut;
+  }
 }
 
 TEST_F(RedisScriptTest, HeartbeatExtendsOnlyCurrentLeases) {
@@ -583,8 +640,10 @@ TEST_F(RedisScriptTest, AClockGivenByTheStoreReplacesTheServers) {
   EXPECT_EQ(Claim(1).elements.size(), 1u) << "due a millisecond later";
   now_ = "1005007";
   Reply c = Claim(1);
-  ASSERT_EQ(c.elements.size(), 2u);
-  EXPECT_EQ(c.elements[1].elements[8].integer, 7) << "lateness by the given clock";
+  ASSERT_EQ(Claimed(c).size(), 1u);
+  EXPECT_EQ(c.elements[0].integer, 1005007) << "the claim's time is the given clock's";
+  EXPECT_EQ(Claimed(c)[0].record.at("run_at"), "1005000");
+  EXPECT_EQ(Claimed(c)[0].record.at("updated"), "1005007") << "the attempt's start";
 }
 
 }  // namespace

@@ -49,8 +49,11 @@ inline std::optional<std::string> OptField(const std::map<std::string, std::stri
 
 // A job's record or spec, as stored in PREFIX jobs or PREFIX specs (a
 // MessagePack map written by the scripts: docs/redis-schema.md), into its
-// fields; nullopt when malformed.
-std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed);
+// fields; nullopt when malformed. The latest error (`error`, JSON) is also
+// read into err_class, err_code, err_msg and err_sig unless `with_error` is
+// false (a claim has no use for them).
+std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed,
+                                                               bool with_error = true);
 
 inline std::string Str(const Reply& r) {
   return r.type == Reply::Type::kInteger ? std::to_string(r.integer) : r.str;

@@ -137,9 +137,9 @@ Result<std::map<std::string, std::string>> RedisStore::ClaimedQueuesOf(
   {
     std::lock_guard lock(cache_mu_);
     for (const std::string& id : ids) {
-      auto it = claimed_queues_.find(id);
-      if (it != claimed_queues_.end()) {
-        out[id] = it->second;
+      auto it = claimed_.find(id);
+      if (it != claimed_.end()) {
+        out[id] = it->second.queue;
       } else {
         unknown.push_back(id);
       }
@@ -150,17 +150,24 @@ Result<std::map<std::string, std::string>> RedisStore::ClaimedQueuesOf(
   return out;
 }
 
-void RedisStore::RememberClaimed(const std::string& id, const std::string& queue) {
+void RedisStore::RememberClaimed(const std::string& id, const std::string& queue, Fields record) {
   // Bounded: a worker holds at most a few thousand jobs; anything past that is
   // a leak (jobs claimed and never ended here), and a lookup is only slower.
   std::lock_guard lock(cache_mu_);
-  if (claimed_queues_.size() >= 100'000) claimed_queues_.clear();
-  claimed_queues_[id] = queue;
+  if (claimed_.size() >= 100'000) claimed_.clear();
+  claimed_[id] = Held{queue, std::move(record)};
 }
 
 void RedisStore::ForgetClaimed(const std::string& id) {
   std::lock_guard lock(cache_mu_);
-  claimed_queues_.erase(id);
+  claimed_.erase(id);
+}
+
+std::optional<RedisStore::Fields> RedisStore::ClaimedRecord(const std::string& id, int64_t token) {
+  std::lock_guard lock(cache_mu_);
+  auto it = claimed_.find(id);
+  if (it == claimed_.end() || IntField(it->second.record, "n") != token) return std::nullopt;
+  return it->second.record;
 }
 
 Result<std::vector<std::string>> RedisStore::Queues() {
@@ -169,82 +176,6 @@ Result<std::vector<std::string>> RedisStore::Queues() {
   for (const Reply& e : r.elements) out.push_back(e.str);
   std::sort(out.begin(), out.end());
   return out;
-}
-
-namespace {
-
-// A record's short names (docs/redis-schema.md) and the field names the
-// store reads them as.
-const std::map<std::string, std::string, std::less<>>& LongNames() {
-  static const auto* names =
-      new std::map<std::string, std::string, std::less<>>{{"s", "state"},
-                                                          {"t", "type"},
-                                                          {"p", "policy"},
-                                                          {"c", "created"},
-                                                          {"u", "updated"},
-                                                          {"r", "run_at"},
-                                                          {"n", "n"},
-                                                          {"pr", "prio"},
-                                                          {"k", "unique"},
-                                                          {"to", "timeout"},
-                                                          {"dl", "deadline"},
-                                                          {"w", "worker"},
-                                                          {"l", "lease"},
-                                                          {"tr", "trigger"},
-                                                          {"ss", "seq_start"},
-                                                          {"ld", "last_delay"},
-                                                          {"st", "streak"},
-                                                          {"b", "budget"},
-                                                          {"dr", "dead_reason"},
-                                                          {"da", "dead_at"},
-                                                          {"de", "dead_evidence"},
-                                                          {"rb", "rep_by"},
-                                                          {"rn", "rep_note"},
-                                                          {"ra", "rep_at"},
-                                                          {"rm", "rep_mode"},
-                                                          {"a", "start_written"},
-                                                          {"d", "payload"},
-                                                          {"sa", "started"},
-                                                          {"m", "success_unwritten"},
-                                                          {"xa", "end_actor"}};
-  return *names;
-}
-
-}  // namespace
-
-std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed) {
-  nlohmann::json map;
-  try {
-    map = nlohmann::json::from_msgpack(packed.begin(), packed.end());
-  } catch (const nlohmann::json::exception&) {
-    return std::nullopt;
-  }
-  if (!map.is_object()) return std::nullopt;
-  std::map<std::string, std::string> f;
-  // Names this version does not know, and values of other types, are left
-  // out rather than refused: a record stays readable when a later version
-  // adds to it.
-  for (const auto& [short_name, value] : map.items()) {
-    if (short_name == "e" && value.is_string()) {
-      // The latest error, as JSON [class, code, message, signature].
-      Result<Json> e = ParseJson(value.get<std::string>());
-      if (e.ok() && e->is_array() && e->size() == 4) {
-        const char* names[] = {"err_class", "err_code", "err_msg", "err_sig"};
-        for (size_t i = 0; i < 4; ++i) {
-          if ((*e)[i].is_string()) f[names[i]] = (*e)[i].get<std::string>();
-        }
-      }
-      continue;
-    }
-    auto name = LongNames().find(short_name);
-    if (name == LongNames().end()) continue;
-    if (value.is_string()) {
-      f[name->second] = value.get<std::string>();
-    } else if (value.is_number_integer()) {
-      f[name->second] = std::to_string(value.get<int64_t>());
-    }
-  }
-  return f;
 }
 
 Result<std::optional<RedisStore::Fields>> RedisStore::LoadFields(const QueueKeys& k,

@@ -93,8 +93,13 @@ class RedisStore final : public Store {
   Result<std::map<std::string, std::string>> QueuesOf(const std::vector<std::string>& ids);
   // QueuesOf, answered from the jobs this store claimed where it can.
   Result<std::map<std::string, std::string>> ClaimedQueuesOf(const std::vector<std::string>& ids);
-  void RememberClaimed(const std::string& id, const std::string& queue);
+  // `record`: the job's record as the claim wrote it, with its policy: what
+  // a failure's decision needs, unchanged while the lease is held (every
+  // step that changes it moves the job out of active or raises n).
+  void RememberClaimed(const std::string& id, const std::string& queue, Fields record);
   void ForgetClaimed(const std::string& id);
+  // The record remembered at claim, if this store claimed the job under `token`.
+  std::optional<Fields> ClaimedRecord(const std::string& id, int64_t token);
   Result<std::vector<std::string>> Queues();
   // Just `queue` when given, else every queue there is.
   Result<std::vector<std::string>> QueuesOrAll(const std::optional<std::string>& queue);
@@ -143,7 +148,11 @@ class RedisStore final : public Store {
   UlidGenerator ids_;
   std::mutex given_ids_mu_;  // enqueues with producers' own ids, one at a time
   std::mutex cache_mu_;
-  std::unordered_map<std::string, std::string> claimed_queues_;  // id -> queue, while held
+  struct Held {
+    std::string queue;
+    Fields record;  // as claimed (RememberClaimed)
+  };
+  std::unordered_map<std::string, Held> claimed_;  // id -> what this store claimed, while held
 };
 
 }  // namespace retraced::redis

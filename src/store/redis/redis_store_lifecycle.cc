@@ -100,34 +100,42 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
           {NowArg(), req.worker, std::to_string(req.max), std::to_string(req.lease.count())}));
   TimePoint now = FromUnixMillis(r.elements[0].integer);
   std::vector<ClaimedJob> out;
-  for (size_t i = 1; i < r.elements.size(); ++i) {
-    // {id, spec, priority, token, run_at, unique, deadline, trigger, lateness}
-    const std::vector<Reply>& e = r.elements[i].elements;
+  // {now, id, spec, record, ...}: each job's spec and record as stored.
+  if (r.elements.empty() || (r.elements.size() - 1) % 3 != 0) {
+    return Status::Internal("claim.lua: unexpected reply");
+  }
+  for (size_t i = 1; i + 2 < r.elements.size(); i += 3) {
     ClaimedJob c;
     Job& j = c.job;
-    j.id = e[0].str;
+    j.id = r.elements[i].str;
     j.queue = req.queue;
-    std::optional<Fields> spec = e[1].IsNil() ? std::nullopt : DecodeRecord(e[1].str);
-    if (!spec) return Status::Internal("the record of job " + j.id + " is malformed");
+    const Reply& packed_spec = r.elements[i + 1];
+    std::optional<Fields> spec =
+        packed_spec.IsNil() ? std::nullopt : DecodeRecord(packed_spec.str, false);
+    std::optional<Fields> record = DecodeRecord(r.elements[i + 2].str, false);
+    if (!spec || !record) return Status::Internal("the record of job " + j.id + " is malformed");
     j.type = Get(*spec, "type");
     j.payload = Get(*spec, "payload");
     RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(Get(*spec, "policy")));
     j.created_at = FromUnixMillis(IntField(*spec, "created"));
     if (spec->count("timeout")) j.timeout = Millis(IntField(*spec, "timeout"));
-    j.priority = static_cast<int>(ToInt(Str(e[2])));
-    j.attempt_count = static_cast<int>(ToInt(Str(e[3])));
+    j.priority = static_cast<int>(IntField(*record, "prio"));
+    j.attempt_count = static_cast<int>(IntField(*record, "n"));
     j.state = JobState::kActive;
-    j.run_at = FromUnixMillis(ToInt(Str(e[4])));
-    if (!e[5].IsNil()) j.unique_key = e[5].str;
-    if (!e[6].IsNil()) j.deadline_at = FromUnixMillis(ToInt(Str(e[6])));
+    j.run_at = FromUnixMillis(IntField(*record, "run_at"));
+    j.unique_key = OptField(*record, "unique");
+    if (record->count("deadline")) j.deadline_at = FromUnixMillis(IntField(*record, "deadline"));
     c.attempt.n = j.attempt_count;
-    RETRACED_ASSIGN_OR_RETURN(c.attempt.trigger, ParseTrigger(e[7].str));
+    RETRACED_ASSIGN_OR_RETURN(
+        c.attempt.trigger,
+        ParseTrigger(record->count("trigger") ? Get(*record, "trigger") : "initial"));
     c.attempt.worker = req.worker;
     c.attempt.started_at = now;
-    c.attempt.lateness = Millis(e[8].integer);
+    c.attempt.lateness = std::chrono::duration_cast<Millis>(now - j.run_at);
     c.lease = Lease{j.id, j.attempt_count};
     c.lease_expires_at = now + req.lease;
-    RememberClaimed(j.id, req.queue);
+    (*record)["policy"] = Get(*spec, "policy");
+    RememberClaimed(j.id, req.queue, std::move(*record));
     out.push_back(std::move(c));
   }
   return out;
@@ -331,19 +339,28 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
   std::vector<std::string> ids;
   for (const FailRequest& r : reqs) ids.push_back(r.lease.job_id);
   RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
+  // The records of jobs this store claimed under these leases are as it
+  // remembers them (the script checks the lease again); the others are read.
+  std::vector<std::optional<Fields>> known(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    known[i] = ClaimedRecord(reqs[i].lease.job_id, reqs[i].lease.token);
+  }
   for (const std::string& id : ids) ForgetClaimed(id);
-  // One round trip for the time and every job's record, one for the scripts.
+  // One round trip for the time and the records not known, one for the scripts.
   std::vector<std::vector<std::string>> reads;
   if (!options_.clock) reads.push_back({"TIME"});
-  for (const FailRequest& r : reqs) {
-    auto q = queues.find(r.lease.job_id);
-    if (q != queues.end()) {
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto q = queues.find(reqs[i].lease.job_id);
+    if (q != queues.end() && !known[i]) {
       QueueKeys k(q->second);
-      reads.push_back({"HGET", k.Jobs(), r.lease.job_id});
-      reads.push_back({"HGET", k.Specs(), r.lease.job_id});
+      reads.push_back({"HGET", k.Jobs(), reqs[i].lease.job_id});
+      reads.push_back({"HGET", k.Specs(), reqs[i].lease.job_id});
     }
   }
-  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> read, Conn().Pipeline(reads));
+  std::vector<Reply> read;
+  if (!reads.empty()) {
+    RETRACED_ASSIGN_OR_RETURN(read, Conn().Pipeline(reads));
+  }
   size_t next = 0;
   TimePoint now;
   if (options_.clock) {
@@ -362,16 +379,18 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
     const FailRequest& r = reqs[i];
     auto q = queues.find(r.lease.job_id);
     if (q == queues.end()) continue;
-    const Reply& h = read[next++];
-    const Reply& spec = read[next++];
-    std::optional<Fields> f;
-    if (!h.IsNil() && !spec.IsNil()) {
-      f = DecodeRecord(h.str);
-      std::optional<Fields> unchanging = DecodeRecord(spec.str);
-      if (!f || !unchanging) {
-        return Status::Internal("the record of job " + r.lease.job_id + " is malformed");
+    std::optional<Fields> f = std::move(known[i]);
+    if (!f) {
+      const Reply& h = read[next++];
+      const Reply& spec = read[next++];
+      if (!h.IsNil() && !spec.IsNil()) {
+        f = DecodeRecord(h.str);
+        std::optional<Fields> unchanging = DecodeRecord(spec.str);
+        if (!f || !unchanging) {
+          return Status::Internal("the record of job " + r.lease.job_id + " is malformed");
+        }
+        f->merge(*unchanging);
       }
-      f->merge(*unchanging);
     }
     RETRACED_ASSIGN_OR_RETURN(plans[i], PlanEnd(q->second, r.lease.job_id, r.lease.token, r.outcome,
                                                 r.error, r.worker, "", "failure", true, now, f));

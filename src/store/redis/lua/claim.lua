@@ -12,12 +12,13 @@
 -- ARGV[3] max      claim up to this many jobs (1 to 1000)
 -- ARGV[4] lease_ms how long the lease lasts
 --
--- Returns: {now_ms, job...} where each job is
---   {id, spec, priority|false, token, run_at, unique|false, deadline|false, trigger,
---    lateness_ms}
--- where spec is the job's unchanging part as stored (a MessagePack map: type,
--- policy, created, payload, timeout), passed through undecoded.
--- The token is the attempt number; the lease expires at now + lease_ms.
+-- Returns: {now_ms, id, spec, record, id, spec, record, ...}: three strings
+-- per claimed job, where spec is its unchanging part as stored (a MessagePack
+-- map: type, policy, created, payload, timeout) and record its record as
+-- written by this claim (n, the attempt number, is the lease token; r the
+-- run_at its lateness counts from), both passed undecoded: the store decodes
+-- them, and one string per value costs the server less than a table per job.
+-- The lease expires at now + lease_ms.
 -- No history record is written: the attempt's start is in the record (n,
 -- tr, w, u, r: docs/redis-schema.md), and its history record is appended with
 -- the first one written while it runs, usually its end (docs/redis-schema.md).
@@ -97,12 +98,12 @@ for i, id in ipairs(ids) do
   if j then  -- always: a ready entry has its record
     local token = (j.n or 0) + 1
     j.n, j.s, j.w, j.l, j.u = token, 'active', worker, expires, now
-    set[#set + 1], set[#set + 2] = id, cmsgpack.pack(j)
+    local packed = cmsgpack.pack(j)
+    set[#set + 1], set[#set + 2] = id, packed
     leases[#leases + 1], leases[#leases + 2] = expires_s, id
     local trigger = j.tr or 'initial'
     by_trigger[trigger] = (by_trigger[trigger] or 0) + 1
-    out[#out + 1] = {id, specs[i], j.pr or false, token, j.r, j.k or false, j.dl or false, trigger,
-                     now - j.r}
+    out[#out + 1], out[#out + 2], out[#out + 3] = id, specs[i], packed
     claimed = claimed + 1
   end
 end

@@ -1,0 +1,255 @@
+// Decoding the Redis job records: the MessagePack maps the scripts write
+// (docs/redis-schema.md). Internal to the Redis backend.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "retraced/json.h"
+#include "store/redis/redis_fields.h"
+
+namespace retraced::redis {
+
+namespace {
+
+// A record's short names (docs/redis-schema.md) and the field names the
+// store reads them as.
+const std::map<std::string, std::string, std::less<>>& LongNames() {
+  static const auto* names =
+      new std::map<std::string, std::string, std::less<>>{{"s", "state"},
+                                                          {"t", "type"},
+                                                          {"p", "policy"},
+                                                          {"c", "created"},
+                                                          {"u", "updated"},
+                                                          {"r", "run_at"},
+                                                          {"n", "n"},
+                                                          {"pr", "prio"},
+                                                          {"k", "unique"},
+                                                          {"to", "timeout"},
+                                                          {"dl", "deadline"},
+                                                          {"w", "worker"},
+                                                          {"l", "lease"},
+                                                          {"tr", "trigger"},
+                                                          {"ss", "seq_start"},
+                                                          {"ld", "last_delay"},
+                                                          {"e", "error"},
+                                                          {"st", "streak"},
+                                                          {"b", "budget"},
+                                                          {"dr", "dead_reason"},
+                                                          {"da", "dead_at"},
+                                                          {"de", "dead_evidence"},
+                                                          {"rb", "rep_by"},
+                                                          {"rn", "rep_note"},
+                                                          {"ra", "rep_at"},
+                                                          {"rm", "rep_mode"},
+                                                          {"a", "start_written"},
+                                                          {"d", "payload"},
+                                                          {"sa", "started"},
+                                                          {"m", "success_unwritten"},
+                                                          {"xa", "end_actor"}};
+  return *names;
+}
+
+// A reader of the MessagePack the scripts write (Lua's cmsgpack): maps of
+// short names to strings and integers. Other values are skipped, whatever
+// their type, so that a record stays readable when a later version adds to
+// it. Written for the hot path: a claim decodes two maps per job.
+class MsgPack {
+ public:
+  explicit MsgPack(std::string_view in)
+      : p_(reinterpret_cast<const uint8_t*>(in.data())), end_(p_ + in.size()) {}
+
+  bool done() const { return p_ == end_; }
+
+  // The size of the map that starts here; nullopt when it is not a map.
+  std::optional<uint32_t> MapSize() {
+    if (!Need(1)) return std::nullopt;
+    uint8_t t = *p_++;
+    if (t >= 0x80 && t <= 0x8f) return t & 0x0f;
+    if (t == 0xde && Need(2)) return static_cast<uint32_t>(Be(2));
+    if (t == 0xdf && Need(4)) return static_cast<uint32_t>(Be(4));
+    return std::nullopt;
+  }
+
+  // A string's text; nullopt (and nothing read) when the value is not a string.
+  std::optional<std::string_view> Text() {
+    if (!Need(1)) return std::nullopt;
+    uint8_t t = *p_;
+    size_t header = 1, n = 0;
+    if (t >= 0xa0 && t <= 0xbf) {
+      n = t & 0x1f;
+    } else if (t == 0xd9 || t == 0xc4) {
+      header = 2;
+    } else if (t == 0xda || t == 0xc5) {
+      header = 3;
+    } else if (t == 0xdb || t == 0xc6) {
+      header = 5;
+    } else {
+      return std::nullopt;
+    }
+    if (!Need(header)) return std::nullopt;
+    ++p_;
+    if (header > 1) n = Be(static_cast<int>(header - 1));
+    if (!Need(n)) return std::nullopt;
+    std::string_view text(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return text;
+  }
+
+  // An integer; nullopt (and nothing read) when the value is not one.
+  std::optional<int64_t> Integer() {
+    if (!Need(1)) return std::nullopt;
+    uint8_t t = *p_;
+    if (t <= 0x7f || t >= 0xe0) {
+      ++p_;
+      return static_cast<int8_t>(t);
+    }
+    int bytes = 0;
+    bool is_signed = false;
+    if (t >= 0xcc && t <= 0xcf) {
+      bytes = 1 << (t - 0xcc);
+    } else if (t >= 0xd0 && t <= 0xd3) {
+      bytes = 1 << (t - 0xd0);
+      is_signed = true;
+    } else {
+      return std::nullopt;
+    }
+    if (!Need(1 + static_cast<size_t>(bytes))) return std::nullopt;
+    ++p_;
+    uint64_t v = Be(bytes);
+    if (!is_signed) return static_cast<int64_t>(v);
+    if (bytes < 8 && (v >> (bytes * 8 - 1)) & 1) v |= ~uint64_t{0} << (bytes * 8);
+    return static_cast<int64_t>(v);
+  }
+
+  // Skips one value of any type; false when the input ends inside it.
+  bool Skip() {
+    if (!Need(1)) return false;
+    uint8_t t = *p_++;
+    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) return true;
+    if (t >= 0x80 && t <= 0x8f) return SkipMany(2 * (t & 0x0f));
+    if (t >= 0x90 && t <= 0x9f) return SkipMany(t & 0x0f);
+    if (t >= 0xa0 && t <= 0xbf) return Advance(t & 0x1f);
+    switch (t) {
+      case 0xc4:
+      case 0xd9:
+        return Need(1) && Advance(Be(1));
+      case 0xc5:
+      case 0xda:
+        return Need(2) && Advance(Be(2));
+      case 0xc6:
+      case 0xdb:
+        return Need(4) && Advance(Be(4));
+      case 0xc7:
+        return Need(1) && Advance(Be(1) + 1);
+      case 0xc8:
+        return Need(2) && Advance(Be(2) + 1);
+      case 0xc9:
+        return Need(4) && Advance(Be(4) + 1);
+      case 0xca:
+        return Advance(4);
+      case 0xcb:
+        return Advance(8);
+      case 0xcc:
+      case 0xd0:
+        return Advance(1);
+      case 0xcd:
+      case 0xd1:
+        return Advance(2);
+      case 0xce:
+      case 0xd2:
+        return Advance(4);
+      case 0xcf:
+      case 0xd3:
+        return Advance(8);
+      case 0xd4:
+        return Advance(2);
+      case 0xd5:
+        return Advance(3);
+      case 0xd6:
+        return Advance(5);
+      case 0xd7:
+        return Advance(9);
+      case 0xd8:
+        return Advance(17);
+      case 0xdc:
+        return Need(2) && SkipMany(Be(2));
+      case 0xdd:
+        return Need(4) && SkipMany(Be(4));
+      case 0xde:
+        return Need(2) && SkipMany(2 * Be(2));
+      case 0xdf:
+        return Need(4) && SkipMany(2 * Be(4));
+      default:
+        return false;  // 0xc1: never used
+    }
+  }
+
+ private:
+  bool Need(size_t n) const { return static_cast<size_t>(end_ - p_) >= n; }
+  bool Advance(uint64_t n) {
+    if (!Need(n)) return false;
+    p_ += n;
+    return true;
+  }
+  bool SkipMany(uint64_t n) {
+    if (++depth_ > 64) return false;  // a malformed value, not a record
+    for (uint64_t i = 0; i < n; ++i) {
+      if (!Skip()) return false;
+    }
+    --depth_;
+    return true;
+  }
+  // A big-endian number of `bytes` bytes; the caller checked they are there.
+  uint64_t Be(int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v = (v << 8) | *p_++;
+    return v;
+  }
+
+  const uint8_t* p_;
+  const uint8_t* end_;
+  int depth_ = 0;
+};
+
+}  // namespace
+
+std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed,
+                                                               bool with_error) {
+  MsgPack in(packed);
+  std::optional<uint32_t> size = in.MapSize();
+  if (!size) return std::nullopt;
+  std::map<std::string, std::string> f;
+  for (uint32_t i = 0; i < *size; ++i) {
+    std::optional<std::string_view> key = in.Text();
+    if (!key) return std::nullopt;
+    // Names this version does not know, and values of other types, are left
+    // out rather than refused (above).
+    auto name = LongNames().find(*key);
+    if (name == LongNames().end()) {
+      if (!in.Skip()) return std::nullopt;
+    } else if (std::optional<std::string_view> text = in.Text()) {
+      f[name->second] = std::string(*text);
+    } else if (std::optional<int64_t> n = in.Integer()) {
+      f[name->second] = std::to_string(*n);
+    } else if (!in.Skip()) {
+      return std::nullopt;
+    }
+  }
+  if (!in.done()) return std::nullopt;
+  auto e = f.find("error");
+  if (with_error && e != f.end()) {
+    // The latest error, as JSON [class, code, message, signature].
+    Result<Json> parsed = ParseJson(e->second);
+    if (parsed.ok() && parsed->is_array() && parsed->size() == 4) {
+      const char* names[] = {"err_class", "err_code", "err_msg", "err_sig"};
+      for (size_t i = 0; i < 4; ++i) {
+        if ((*parsed)[i].is_string()) f[names[i]] = (*parsed)[i].get<std::string>();
+      }
+    }
+  }
+  return f;
+}
+
+}  // namespace retraced::redis
