@@ -53,6 +53,12 @@ Result<RetryPolicy> PolicyFromJson(const Json& j);
 // Serializes; bytes that are not valid UTF-8 become U+FFFD instead of throwing.
 std::string DumpJson(const Json& j, int indent = -1);
 
+// The text DumpJson(ToJson(x)) gives, appended to `out` without building the
+// JSON tree first (for the stores' hot paths): a string, an error, a decision.
+void AppendJson(std::string& out, std::string_view text);
+void AppendJson(std::string& out, const Error& e);
+void AppendJson(std::string& out, const Decision& d);
+
 // Parses text into JSON; InvalidArgument with the parser's position on failure.
 Result<Json> ParseJson(std::string_view text);
 

@@ -271,6 +271,90 @@ std::string DumpJson(const Json& j, int indent) {
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
+void AppendJson(std::string& out, std::string_view text) {
+  for (char ch : text) {
+    if (static_cast<unsigned char>(ch) >= 0x80) {
+      // Not ASCII: nlohmann's serializer checks the UTF-8 (and replaces what
+      // is invalid), which this writer does not.
+      out += DumpJson(Json(std::string(text)));
+      return;
+    }
+  }
+  out.push_back('"');
+  for (char ch : text) {
+    switch (ch) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out.push_back(kHex[(ch >> 4) & 0xf]);
+          out.push_back(kHex[ch & 0xf]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void AppendJson(std::string& out, const Error& e) {
+  out += "{\"class\":";
+  AppendJson(out, Name(e.error_class));
+  out += ",\"code\":";
+  AppendJson(out, e.code);
+  out += ",\"message\":";
+  AppendJson(out, e.message);
+  out += ",\"detail\":";
+  AppendJson(out, e.detail);
+  if (e.code_cut_bytes) out += ",\"code_cut_bytes\":" + std::to_string(e.code_cut_bytes);
+  if (e.message_cut_bytes) out += ",\"message_cut_bytes\":" + std::to_string(e.message_cut_bytes);
+  if (e.detail_cut_bytes) out += ",\"detail_cut_bytes\":" + std::to_string(e.detail_cut_bytes);
+  out.push_back('}');
+}
+
+void AppendJson(std::string& out, const Decision& d) {
+  out += "{\"action\":";
+  AppendJson(out, Name(d.action));
+  out += ",\"reason\":";
+  AppendJson(out, d.reason);
+  out += ",\"phase\":" + (d.phase > 0 ? std::to_string(d.phase) : std::string("null"));
+  out += ",\"base_delay_ms\":" + std::to_string(d.base_delay.count());
+  out += ",\"jitter_ms\":" + std::to_string(d.jitter.count());
+  out += ",\"delay_ms\":" + std::to_string(d.delay.count());
+  out += ",\"next_run_at\":";
+  if (d.next_run_at) {
+    AppendJson(out, FormatTime(*d.next_run_at));
+  } else {
+    out += "null";
+  }
+  if (d.dead_reason) {
+    out += ",\"dead_reason\":";
+    AppendJson(out, Name(*d.dead_reason));
+  }
+  out.push_back('}');
+}
+
 Result<Json> ParseJson(std::string_view text) {
   try {
     return Json::parse(text);

@@ -65,6 +65,35 @@ Job FullJob() {
   return job;
 }
 
+TEST(AppendJson, WritesWhatDumpingTheTreeWrites) {
+  // Text that needs escaping, text that is not ASCII, bytes that are not UTF-8.
+  for (std::string text :
+       {std::string(""), std::string("plain"), std::string("q\"b\\s/"),
+        std::string("\b\f\n\r\t\x01\x1f\x7f"), std::string("caf\xc3\xa9 \xe2\x82\xac"),
+        std::string("bad \xff\xc3 end"), std::string(1, '\0')}) {
+    std::string out = "x";
+    AppendJson(out, text);
+    EXPECT_EQ(out, "x" + DumpJson(Json(text))) << text;
+    Error e{ErrorClass::kTemporary, text, text, text};
+    e.message_cut_bytes = text.size();
+    out.clear();
+    AppendJson(out, e);
+    EXPECT_EQ(out, DumpJson(ToJson(e))) << text;
+  }
+  for (const Attempt& a : FullJob().attempts) {
+    std::string out;
+    AppendJson(out, *a.error);
+    EXPECT_EQ(out, DumpJson(ToJson(*a.error)));
+    out.clear();
+    AppendJson(out, *a.decision);
+    EXPECT_EQ(out, DumpJson(ToJson(*a.decision)));
+  }
+  Decision d = SuccessDecision();
+  std::string out;
+  AppendJson(out, d);
+  EXPECT_EQ(out, DumpJson(ToJson(d))) << "no phase, no next run";
+}
+
 TEST(JobJson, UsesTheContractFieldNames) {
   Json j = ToJson(FullJob());
   for (const char* field :

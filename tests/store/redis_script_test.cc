@@ -352,10 +352,10 @@ TEST_F(RedisScriptTest, EndAttemptTakesABatchAndCountsOnce) {
                   args);
   ASSERT_TRUE(r.ok() && !r->IsError()) << (r.ok() ? r->str : r.status().ToString());
   ASSERT_EQ(r->elements.size(), 3u) << "one reply per job, in order";
-  EXPECT_EQ(r->elements[0].elements[0].integer, 1);
+  EXPECT_EQ(r->elements[0].integer, 1);
   EXPECT_EQ(r->elements[1].elements[0].integer, 0) << "token 2 is not two's";
   EXPECT_EQ(r->elements[1].elements[2].integer, 1);
-  EXPECT_EQ(r->elements[2].elements[0].integer, 1);
+  EXPECT_EQ(r->elements[2].integer, 1);
   EXPECT_EQ(Field("one", "state"), "dead");
   EXPECT_EQ(Field("one", "dead_reason"), "permanent_error");
   EXPECT_EQ(Field("one", "err_code"), "X");
@@ -380,7 +380,7 @@ TEST_F(RedisScriptTest, EndAttemptWithoutATargetStateOnlyRecordsARefusal) {
 TEST_F(RedisScriptTest, EndAttemptAppliesTheDecisionUnderTheLease) {
   Enqueue({{.id = "ok", .unique = "u1"}, {.id = "retry"}, {.id = "gone", .unique = "u2"}});
   Claim(3);
-  EXPECT_EQ(End("ok", 1, "completed", "succeeded", "completed").elements[0].integer, 1);
+  EXPECT_EQ(End("ok", 1, "completed", "succeeded", "completed").integer, 1);
   EXPECT_EQ(Field("ok", "state"), "completed");
   EXPECT_EQ(Field("ok", "worker"), "(nil)");
   EXPECT_TRUE(conn_->Command({"HGET", QueueKeys("q").Unique(), "u1"})->IsNil())
@@ -398,7 +398,6 @@ TEST_F(RedisScriptTest, EndAttemptAppliesTheDecisionUnderTheLease) {
   int64_t later = Now() + 60'000;
   EXPECT_EQ(End("retry", 1, "retry_wait", "retry_scheduled", "failed,retries_scheduled",
                 std::to_string(later))
-                .elements[0]
                 .integer,
             1);
   EXPECT_EQ(Field("retry", "state"), "retry_wait");
@@ -410,7 +409,6 @@ TEST_F(RedisScriptTest, EndAttemptAppliesTheDecisionUnderTheLease) {
 
   EXPECT_EQ(
       End("gone", 1, "dead", "dead", "failed,dead_permanent_error", "", "1", "permanent_error")
-          .elements[0]
           .integer,
       1);
   EXPECT_EQ(Field("gone", "dead_reason"), "permanent_error");
@@ -429,7 +427,7 @@ TEST_F(RedisScriptTest, EndAttemptAppliesTheDecisionUnderTheLease) {
 TEST_F(RedisScriptTest, EndAttemptRefusesAStaleLeaseAndRecordsItOnlyWhenAsked) {
   Enqueue({{.id = "a"}});
   Claim(1);
-  EXPECT_EQ(End("a", 1, "completed", "succeeded", "completed").elements[0].integer, 1);
+  EXPECT_EQ(End("a", 1, "completed", "succeeded", "completed").integer, 1);
   Reply stale = End("a", 1, "completed", "succeeded", "completed");
   ASSERT_EQ(stale.elements.size(), 3u);
   EXPECT_EQ(stale.elements[0].integer, 0);
@@ -443,7 +441,7 @@ TEST_F(RedisScriptTest, EndAttemptRefusesAStaleLeaseAndRecordsItOnlyWhenAsked) {
   EXPECT_EQ(End("a", 7, "completed", "succeeded", "completed", "", "0").elements[0].integer, 0);
   EXPECT_EQ(History("a").size(), before) << "a racing recoverer's refusal is not recorded";
   EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "stale_refused"})->str, "1");
-  EXPECT_EQ(End("nope", 1, "completed", "succeeded", "completed").elements[0].integer, -1);
+  EXPECT_EQ(End("nope", 1, "completed", "succeeded", "completed").integer, -1);
 }
 
 TEST_F(RedisScriptTest, AnAttemptsStartIsWrittenOnceBeforeWhatIsRecordedWhileItRuns) {
@@ -460,7 +458,7 @@ TEST_F(RedisScriptTest, AnAttemptsStartIsWrittenOnceBeforeWhatIsRecordedWhileItR
                               std::to_string(lateness) + "]"));
   EXPECT_EQ(h[2][4], "stale_lease_refused");
   EXPECT_EQ(Field("a", "start_written"), "1") << "marks the start as written";
-  EXPECT_EQ(End("a", 1, "completed", "succeeded", "completed").elements[0].integer, 1);
+  EXPECT_EQ(End("a", 1, "completed", "succeeded", "completed").integer, 1);
   h = History("a");
   ASSERT_EQ(h.size(), 4u) << "the end adds only its own record";
   EXPECT_EQ(h[3][0], "x");

@@ -163,11 +163,13 @@ void RedisStore::ForgetClaimed(const std::string& id) {
   claimed_.erase(id);
 }
 
-std::optional<RedisStore::Fields> RedisStore::ClaimedRecord(const std::string& id, int64_t token) {
+std::optional<RedisStore::Fields> RedisStore::TakeClaimedRecord(const std::string& id, int64_t token) {
   std::lock_guard lock(cache_mu_);
   auto it = claimed_.find(id);
   if (it == claimed_.end() || IntField(it->second.record, "n") != token) return std::nullopt;
-  return it->second.record;
+  Fields record = std::move(it->second.record);
+  claimed_.erase(it);
+  return record;
 }
 
 Result<std::vector<std::string>> RedisStore::Queues() {

@@ -98,8 +98,9 @@ class RedisStore final : public Store {
   // step that changes it moves the job out of active or raises n).
   void RememberClaimed(const std::string& id, const std::string& queue, Fields record);
   void ForgetClaimed(const std::string& id);
-  // The record remembered at claim, if this store claimed the job under `token`.
-  std::optional<Fields> ClaimedRecord(const std::string& id, int64_t token);
+  // The record remembered at claim, if this store claimed the job under
+  // `token`; the job is forgotten.
+  std::optional<Fields> TakeClaimedRecord(const std::string& id, int64_t token);
   Result<std::vector<std::string>> Queues();
   // Just `queue` when given, else every queue there is.
   Result<std::vector<std::string>> QueuesOrAll(const std::optional<std::string>& queue);

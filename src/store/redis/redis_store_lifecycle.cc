@@ -115,7 +115,7 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
     std::optional<Fields> record = DecodeRecord(r.elements[i + 2].str, false);
     if (!spec || !record) return Status::Internal("the record of job " + j.id + " is malformed");
     j.type = Get(*spec, "type");
-    j.payload = Get(*spec, "payload");
+    j.payload = std::move((*spec)["payload"]);
     RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(Get(*spec, "policy")));
     j.created_at = FromUnixMillis(IntField(*spec, "created"));
     if (spec->count("timeout")) j.timeout = Millis(IntField(*spec, "timeout"));
@@ -195,9 +195,24 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
                                                                 : "dead";
     // The actor is left out (null) when it is the attempt's own worker, and
     // the event's note when it is the decision's reason (always, here).
-    Json end = Json::array(
-        {"x", token, Ms(now), Name(outcome), ToJson(error.error), ToJson(d), Name(to), event_name,
-         actor == Get(*f, "worker") ? Json() : Json(std::string(actor)), Json()});
+    // Written directly: building the JSON tree cost more than the script.
+    std::string end = "[\"x\"," + std::to_string(token) + "," + MsText(now) + ",";
+    AppendJson(end, Name(outcome));
+    end += ',';
+    AppendJson(end, error.error);
+    end += ',';
+    AppendJson(end, d);
+    end += ',';
+    AppendJson(end, Name(to));
+    end += ',';
+    AppendJson(end, event_name);
+    end += ',';
+    if (actor == Get(*f, "worker")) {
+      end += "null";
+    } else {
+      AppendJson(end, actor);
+    }
+    end += ",null]";
     std::string counters = outcome == Outcome::kLeaseExpired ? "lease_expired" : "failed";
     counters += d.action == Action::kRetry ? ",retries_scheduled"
                                            : ",dead_" + std::string(Name(*d.dead_reason));
@@ -209,10 +224,18 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
                   : "";
     args[10] = d.action == Action::kRetry ? std::to_string(d.delay.count()) : "";
     args[11] = std::to_string(released ? IntField(*f, "streak") : ctx.lease_expired_in_row);
-    args[12] = DumpJson(end);
+    args[12] = std::move(end);
     args[13] = counters;
-    args[14] = DumpJson(Json::array({Name(error.error.error_class), error.error.code,
-                                     error.error.message, ErrorSignature(error.error.message)}));
+    std::string last_error = "[";  // [class, code, message, signature]
+    AppendJson(last_error, Name(error.error.error_class));
+    last_error += ',';
+    AppendJson(last_error, error.error.code);
+    last_error += ',';
+    AppendJson(last_error, error.error.message);
+    last_error += ',';
+    AppendJson(last_error, ErrorSignature(error.error.message));
+    last_error += ']';
+    args[14] = std::move(last_error);
     if (d.action == Action::kDead) {
       RETRACED_ASSIGN_OR_RETURN(Job job, LoadJob(queue, id));
       Attempt& last = job.attempts.back();
@@ -238,7 +261,11 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
 Result<std::optional<RedisStore::Ended>> RedisStore::Applied(const EndPlan& plan, const Reply& r,
                                                              std::string* refusal) {
   if (r.IsError()) return Status::Internal("script end_attempt.lua: " + r.str);
-  int64_t status = r.elements[0].integer;
+  // 1 applied, -1 no such job, {0, state, n} refused.
+  int64_t status = r.type == Reply::Type::kInteger ? r.integer : 0;
+  if (status == 0 && r.elements.size() != 3) {
+    return Status::Internal("end_attempt.lua: unexpected reply");
+  }
   if (status == -1) return Status::NotFound("no job " + plan.id);
   if (status == 0) {
     if (refusal) {
@@ -343,7 +370,7 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
   // remembers them (the script checks the lease again); the others are read.
   std::vector<std::optional<Fields>> known(reqs.size());
   for (size_t i = 0; i < reqs.size(); ++i) {
-    known[i] = ClaimedRecord(reqs[i].lease.job_id, reqs[i].lease.token);
+    known[i] = TakeClaimedRecord(reqs[i].lease.job_id, reqs[i].lease.token);
   }
   for (const std::string& id : ids) ForgetClaimed(id);
   // One round trip for the time and the records not known, one for the scripts.

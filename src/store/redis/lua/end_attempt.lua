@@ -30,8 +30,8 @@
 -- ARGV[16] dead_reason     ("" unless to = dead)
 -- ARGV[17] dead_evidence   JSON array of lines ("" unless to = dead)
 --
--- Returns: per job, in order: {1} applied; {0, state, n} refused (the lease is
---          not the job's); {-1} no such job.
+-- Returns: per job, in order: 1 applied; {0, state, n} refused (the lease is
+--          not the job's); -1 no such job.
 
 local prefix, counters, unique = KEYS[1], KEYS[2], KEYS[3]
 local sets = {active = KEYS[4], ready = KEYS[5], retry_wait = KEYS[6], completed = KEYS[7], dead = KEYS[8]}
@@ -61,7 +61,7 @@ for b = 0, #ARGV - 17, 17 do
   local now, id, token, actor = tonumber(ARGV[b + 1]), ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4]
   local j = records[id]
   if not j then
-    out[#out + 1] = {-1}
+    out[#out + 1] = -1
   elseif j.s ~= 'active' or j.n ~= token or ARGV[b + 8] == '' then
     if ARGV[b + 6] == '1' then
       local note = ARGV[b + 5] .. ' with lease token ' .. ARGV[b + 3] .. ' refused: the job is ' .. j.s
@@ -101,7 +101,7 @@ for b = 0, #ARGV - 17, 17 do
     end
     changed[id] = true
     for _, name in ipairs(names_of(ARGV[b + 14])) do counts[name] = (counts[name] or 0) + 1 end
-    out[#out + 1] = {1}
+    out[#out + 1] = 1
   end
 end
 write_records()
