@@ -44,14 +44,26 @@ Reply Copy(const redisReply* r) {
   return out;
 }
 
-void Append(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
+// Commands are written in the protocol (RESP) here, each argument copied
+// once, and handed to hiredis whole: its own formatting, argument by
+// argument, cost more than the scripts' batches took the server to run.
+void RespArray(std::string& out, size_t n) {
+  out.push_back('*');
+  out += std::to_string(n);
+  out += "\r\n";
+}
+
+void RespBulk(std::string& out, std::string_view arg) {
+  out.push_back('$');
+  out += std::to_string(arg.size());
+  out += "\r\n";
+  out.append(arg);
+  out += "\r\n";
+}
+
+void RespCommand(std::string& out, const std::vector<std::string>& args) {
+  RespArray(out, args.size());
+  for (const std::string& a : args) RespBulk(out, a);
 }
 
 }  // namespace
@@ -132,7 +144,9 @@ Status Connection::Connect() {
     ctx_ = c;
   }
   auto setup = [&](const std::vector<std::string>& args, std::string_view what) -> Status {
-    Append(ctx_, args);
+    std::string text;
+    RespCommand(text, args);
+    redisAppendFormattedCommand(ctx_, text.data(), text.size());
     void* raw = nullptr;
     if (redisGetReply(ctx_, &raw) != REDIS_OK) return Lost(what);
     Reply r = Copy(static_cast<redisReply*>(raw));
@@ -192,14 +206,27 @@ Result<Reply> Connection::Command(const std::vector<std::string>& args) {
 
 Result<std::vector<Reply>> Connection::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
+  std::string text;
+  std::vector<std::string_view> names;
+  for (const auto& args : commands) {
+    RespCommand(text, args);
+    names.push_back(args.front());
+  }
+  return Send(text, names);
+}
+
+Result<std::vector<Reply>> Connection::Send(const std::string& text,
+                                            const std::vector<std::string_view>& names) {
   NoSigpipe no_sigpipe;
   RETRACED_RETURN_IF_ERROR(EnsureConnected());
-  for (const auto& args : commands) Append(ctx_, args);
+  if (redisAppendFormattedCommand(ctx_, text.data(), text.size()) != REDIS_OK) {
+    return Lost(names.front());
+  }
   std::vector<Reply> replies;
-  replies.reserve(commands.size());
-  for (size_t i = 0; i < commands.size(); ++i) {
+  replies.reserve(names.size());
+  for (std::string_view name : names) {
     void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK) return Lost(commands[i].front());
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) return Lost(name);
     replies.push_back(Copy(static_cast<redisReply*>(raw)));
     freeReplyObject(raw);
   }
@@ -210,12 +237,14 @@ namespace {
 
 bool IsNoScript(const Reply& r) { return r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0; }
 
-std::vector<std::string> EvalshaCommand(const Script& script, const std::vector<std::string>& keys,
-                                        const std::vector<std::string>& args) {
-  std::vector<std::string> cmd = {"EVALSHA", script.sha, std::to_string(keys.size())};
-  cmd.insert(cmd.end(), keys.begin(), keys.end());
-  cmd.insert(cmd.end(), args.begin(), args.end());
-  return cmd;
+void RespEvalsha(std::string& out, const Script& script, const std::vector<std::string>& keys,
+                 const std::vector<std::string>& args) {
+  RespArray(out, 3 + keys.size() + args.size());
+  RespBulk(out, "EVALSHA");
+  RespBulk(out, script.sha);
+  RespBulk(out, std::to_string(keys.size()));
+  for (const std::string& k : keys) RespBulk(out, k);
+  for (const std::string& a : args) RespBulk(out, a);
 }
 
 }  // namespace
@@ -239,10 +268,15 @@ Result<Reply> Connection::EvalAfter(const std::vector<std::string>& before, Scri
                                     const std::vector<std::string>& args) {
   for (int round = 0; round < 2; ++round) {
     RETRACED_RETURN_IF_ERROR(Load(script));
-    std::vector<std::vector<std::string>> commands;
-    if (!before.empty()) commands.push_back(before);
-    commands.push_back(EvalshaCommand(script, keys, args));
-    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Pipeline(commands));
+    std::string text;
+    std::vector<std::string_view> names;
+    if (!before.empty()) {
+      RespCommand(text, before);
+      names.push_back(before.front());
+    }
+    RespEvalsha(text, script, keys, args);
+    names.push_back("EVALSHA");
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Send(text, names));
     if (!before.empty() && r[0].IsError()) {
       return Status::Internal(before.front() + ": " + r[0].str);
     }
@@ -260,10 +294,10 @@ Result<std::vector<Reply>> Connection::EvalMany(
     const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls) {
   for (int round = 0; round < 2; ++round) {
     RETRACED_RETURN_IF_ERROR(Load(script));
-    std::vector<std::vector<std::string>> commands;
-    commands.reserve(calls.size());
-    for (const auto& [keys, args] : calls) commands.push_back(EvalshaCommand(script, keys, args));
-    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> replies, Pipeline(commands));
+    std::string text;
+    for (const auto& [keys, args] : calls) RespEvalsha(text, script, keys, args);
+    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                              Send(text, std::vector<std::string_view>(calls.size(), "EVALSHA")));
     if (std::none_of(replies.begin(), replies.end(), IsNoScript)) return replies;
     // Nothing ran: NOSCRIPT means the server does not have the script at all.
     script.sha.clear();

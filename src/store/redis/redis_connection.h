@@ -94,7 +94,11 @@ class Connection {
   Status Connect();
   Status EnsureConnected();
   Status Lost(std::string_view what);  // drops the context, schedules the reconnect
-  void Drop();                         // frees the context (under ctx_mu_, for Interrupt)
+  // Sends `text`, commands in the protocol, and reads one reply per name (the
+  // commands' names, for errors).
+  Result<std::vector<Reply>> Send(const std::string& text,
+                                  const std::vector<std::string_view>& names);
+  void Drop();  // frees the context (under ctx_mu_, for Interrupt)
 
   RedisAddress address_;
   ConnectionOptions options_;
