@@ -4,6 +4,7 @@
 #define RETRACED_STORE_REDIS_REDIS_FIELDS_H_
 
 #include <charconv>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -46,6 +47,14 @@ inline std::optional<std::string> OptField(const std::map<std::string, std::stri
   if (it == f.end()) return std::nullopt;
   return it->second;
 }
+
+// Calls `visit` with each field of a record or spec (below) by its short
+// name, with its text or, for an integer, its value; fields of other types
+// are skipped. False when `packed` is malformed (some fields may have been
+// visited).
+using FieldVisitor = std::function<void(std::string_view short_name, std::string_view text,
+                                        std::optional<int64_t> integer)>;
+bool ForEachField(std::string_view packed, const FieldVisitor& visit);
 
 // A job's record or spec, as stored in PREFIX jobs or PREFIX specs (a
 // MessagePack map written by the scripts: docs/redis-schema.md), into its

@@ -215,29 +215,36 @@ class MsgPack {
 
 }  // namespace
 
-std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed,
-                                                               bool with_error) {
+bool ForEachField(std::string_view packed, const FieldVisitor& visit) {
   MsgPack in(packed);
   std::optional<uint32_t> size = in.MapSize();
-  if (!size) return std::nullopt;
-  std::map<std::string, std::string> f;
+  if (!size) return false;
   for (uint32_t i = 0; i < *size; ++i) {
     std::optional<std::string_view> key = in.Text();
-    if (!key) return std::nullopt;
-    // Names this version does not know, and values of other types, are left
-    // out rather than refused (above).
-    auto name = LongNames().find(*key);
-    if (name == LongNames().end()) {
-      if (!in.Skip()) return std::nullopt;
-    } else if (std::optional<std::string_view> text = in.Text()) {
-      f[name->second] = std::string(*text);
+    if (!key) return false;
+    if (std::optional<std::string_view> text = in.Text()) {
+      visit(*key, *text, std::nullopt);
     } else if (std::optional<int64_t> n = in.Integer()) {
-      f[name->second] = std::to_string(*n);
+      visit(*key, std::string_view(), n);
     } else if (!in.Skip()) {
-      return std::nullopt;
+      return false;
     }
   }
-  if (!in.done()) return std::nullopt;
+  return in.done();
+}
+
+std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed,
+                                                               bool with_error) {
+  std::map<std::string, std::string> f;
+  // Names this version does not know, and values of other types, are left
+  // out rather than refused (above).
+  const bool ok = ForEachField(
+      packed, [&](std::string_view key, std::string_view text, std::optional<int64_t> n) {
+        auto name = LongNames().find(key);
+        if (name == LongNames().end()) return;
+        f[name->second] = n ? std::to_string(*n) : std::string(text);
+      });
+  if (!ok) return std::nullopt;
   auto e = f.find("error");
   if (with_error && e != f.end()) {
     // The latest error, as JSON [class, code, message, signature].

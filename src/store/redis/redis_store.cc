@@ -150,12 +150,13 @@ Result<std::map<std::string, std::string>> RedisStore::ClaimedQueuesOf(
   return out;
 }
 
-void RedisStore::RememberClaimed(const std::string& id, const std::string& queue, Fields record) {
+void RedisStore::RememberClaimed(const std::string& id, const std::string& queue,
+                                 std::string record, std::string policy) {
   // Bounded: a worker holds at most a few thousand jobs; anything past that is
   // a leak (jobs claimed and never ended here), and a lookup is only slower.
   std::lock_guard lock(cache_mu_);
   if (claimed_.size() >= 100'000) claimed_.clear();
-  claimed_[id] = Held{queue, std::move(record)};
+  claimed_[id] = Held{queue, std::move(record), std::move(policy)};
 }
 
 void RedisStore::ForgetClaimed(const std::string& id) {
@@ -163,13 +164,21 @@ void RedisStore::ForgetClaimed(const std::string& id) {
   claimed_.erase(id);
 }
 
-std::optional<RedisStore::Fields> RedisStore::TakeClaimedRecord(const std::string& id, int64_t token) {
-  std::lock_guard lock(cache_mu_);
-  auto it = claimed_.find(id);
-  if (it == claimed_.end() || IntField(it->second.record, "n") != token) return std::nullopt;
-  Fields record = std::move(it->second.record);
-  claimed_.erase(it);
-  return record;
+std::optional<RedisStore::Fields> RedisStore::TakeClaimedRecord(const std::string& id,
+                                                                int64_t token) {
+  Held held;
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = claimed_.find(id);
+    if (it == claimed_.end()) return std::nullopt;
+    held = std::move(it->second);
+    claimed_.erase(it);
+  }
+  // Decoded only now: most claimed jobs succeed, and a success needs none of it.
+  std::optional<Fields> f = DecodeRecord(held.record);
+  if (!f || IntField(*f, "n") != token) return std::nullopt;
+  (*f)["policy"] = std::move(held.policy);
+  return f;
 }
 
 Result<std::vector<std::string>> RedisStore::Queues() {

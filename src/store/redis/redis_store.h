@@ -93,10 +93,11 @@ class RedisStore final : public Store {
   Result<std::map<std::string, std::string>> QueuesOf(const std::vector<std::string>& ids);
   // QueuesOf, answered from the jobs this store claimed where it can.
   Result<std::map<std::string, std::string>> ClaimedQueuesOf(const std::vector<std::string>& ids);
-  // `record`: the job's record as the claim wrote it, with its policy: what
-  // a failure's decision needs, unchanged while the lease is held (every
-  // step that changes it moves the job out of active or raises n).
-  void RememberClaimed(const std::string& id, const std::string& queue, Fields record);
+  // `record`: the job's record as the claim wrote it (packed), and its
+  // policy: what a failure's decision needs, unchanged while the lease is
+  // held (every step that changes it moves the job out of active or raises n).
+  void RememberClaimed(const std::string& id, const std::string& queue, std::string record,
+                       std::string policy);
   void ForgetClaimed(const std::string& id);
   // The record remembered at claim, if this store claimed the job under
   // `token`; the job is forgotten.
@@ -151,7 +152,7 @@ class RedisStore final : public Store {
   std::mutex cache_mu_;
   struct Held {
     std::string queue;
-    Fields record;  // as claimed (RememberClaimed)
+    std::string record, policy;  // as claimed (RememberClaimed)
   };
   std::unordered_map<std::string, Held> claimed_;  // id -> what this store claimed, while held
 };

@@ -109,33 +109,62 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
     Job& j = c.job;
     j.id = r.elements[i].str;
     j.queue = req.queue;
-    const Reply& packed_spec = r.elements[i + 1];
-    std::optional<Fields> spec =
-        packed_spec.IsNil() ? std::nullopt : DecodeRecord(packed_spec.str, false);
-    std::optional<Fields> record = DecodeRecord(r.elements[i + 2].str, false);
-    if (!spec || !record) return Status::Internal("the record of job " + j.id + " is malformed");
-    j.type = Get(*spec, "type");
-    j.payload = std::move((*spec)["payload"]);
-    RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(Get(*spec, "policy")));
-    j.created_at = FromUnixMillis(IntField(*spec, "created"));
-    if (spec->count("timeout")) j.timeout = Millis(IntField(*spec, "timeout"));
-    j.priority = static_cast<int>(IntField(*record, "prio"));
-    j.attempt_count = static_cast<int>(IntField(*record, "n"));
+    const std::string malformed = "the record of job " + j.id + " is malformed";
+    // Read field by field (docs/redis-schema.md has the short names): no
+    // map per job on the path every job takes.
+    std::string policy;
+    int64_t created = 0;
+    const Reply& spec = r.elements[i + 1];
+    bool ok =
+        !spec.IsNil() && ForEachField(spec.str, [&](std::string_view name, std::string_view text,
+                                                    std::optional<int64_t> n) {
+          if (name == "t") {
+            j.type = text;
+          } else if (name == "d") {
+            j.payload = text;
+          } else if (name == "p") {
+            policy = text;
+          } else if (name == "c" && n) {
+            created = *n;
+          } else if (name == "to" && n) {
+            j.timeout = Millis(*n);
+          }
+        });
+    if (!ok) return Status::Internal(malformed);
+    RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(policy));
+    j.created_at = FromUnixMillis(created);
+    int64_t run_at = 0;
+    std::string_view trigger = "initial";
+    std::string& record = r.elements[i + 2].str;
+    ok = ForEachField(record,
+                      [&](std::string_view name, std::string_view text, std::optional<int64_t> n) {
+                        if (n) {
+                          if (name == "n") {
+                            j.attempt_count = static_cast<int>(*n);
+                          } else if (name == "pr") {
+                            j.priority = static_cast<int>(*n);
+                          } else if (name == "r") {
+                            run_at = *n;
+                          } else if (name == "dl") {
+                            j.deadline_at = FromUnixMillis(*n);
+                          }
+                        } else if (name == "k") {
+                          j.unique_key = std::string(text);
+                        } else if (name == "tr") {
+                          trigger = text;
+                        }
+                      });
+    if (!ok) return Status::Internal(malformed);
     j.state = JobState::kActive;
-    j.run_at = FromUnixMillis(IntField(*record, "run_at"));
-    j.unique_key = OptField(*record, "unique");
-    if (record->count("deadline")) j.deadline_at = FromUnixMillis(IntField(*record, "deadline"));
+    j.run_at = FromUnixMillis(run_at);
     c.attempt.n = j.attempt_count;
-    RETRACED_ASSIGN_OR_RETURN(
-        c.attempt.trigger,
-        ParseTrigger(record->count("trigger") ? Get(*record, "trigger") : "initial"));
+    RETRACED_ASSIGN_OR_RETURN(c.attempt.trigger, ParseTrigger(trigger));
     c.attempt.worker = req.worker;
     c.attempt.started_at = now;
     c.attempt.lateness = std::chrono::duration_cast<Millis>(now - j.run_at);
     c.lease = Lease{j.id, j.attempt_count};
     c.lease_expires_at = now + req.lease;
-    (*record)["policy"] = Get(*spec, "policy");
-    RememberClaimed(j.id, req.queue, std::move(*record));
+    RememberClaimed(j.id, req.queue, std::move(record), std::move(policy));
     out.push_back(std::move(c));
   }
   return out;
