@@ -115,7 +115,8 @@ class RedisScriptTest : public ::testing::Test {
     return std::stoll(t.elements[0].str) * 1000 + std::stoll(t.elements[1].str) / 1000;
   }
 
-  std::string now_;  // "" : the server's clock
+  std::string now_;    // "" : the server's clock
+  std::string start_;  // the start record End() gives ("": the script makes it)
   std::unique_ptr<RedisServer> server_;
   std::unique_ptr<Connection> conn_;
   Reply End(const std::string& id, int64_t token, const std::string& to, const std::string& event,
@@ -131,7 +132,7 @@ class RedisScriptTest : public ::testing::Test {
                      run_at, to == "ready" || to == "retry_wait" ? "auto" : "", "100", "0",
                      R"(["x",1,0,"failed",null,null])", counters,
                      to == "completed" ? "" : R"(["temporary","X","boom","boom"])", dead_reason,
-                     dead_reason.empty() ? "" : R"(["evidence line"])"});
+                     dead_reason.empty() ? "" : R"(["evidence line"])", start_});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_FALSE(r->IsError()) << r->str;
     EXPECT_EQ(r->elements.size(), 1u) << "one reply per job";
@@ -342,7 +343,8 @@ TEST_F(RedisScriptTest, EndAttemptTakesABatchAndCountsOnce) {
                                     "failed,dead_x",
                                     R"(["permanent","X","boom","boom"])",
                                     "permanent_error",
-                                    R"(["evidence line"])"};
+                                    R"(["evidence line"])",
+                                    ""};
     args.insert(args.end(), one.begin(), one.end());
   }
   Result<Reply> r =
@@ -363,6 +365,27 @@ TEST_F(RedisScriptTest, EndAttemptTakesABatchAndCountsOnce) {
   EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "dead_x"})->str, "2");
   EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "failed"})->str, "2");
   EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "stale_refused"})->str, "1");
+}
+
+TEST_F(RedisScriptTest, EndAttemptWritesTheStartRecordTheStoreMadeOnce) {
+  Enqueue({{.id = "a"}, {.id = "b"}});
+  Claim(2);
+  start_ = R"(["a",1,"initial","w1",1796529820374,3])";
+  EXPECT_EQ(End("a", 1, "completed", "succeeded", "completed").integer, 1);
+  std::vector<Json> h = History("a");
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[1], Json::parse(start_)) << "as given, before the end";
+  EXPECT_EQ(h[2][0], "x");
+  // A refusal while b runs writes b's start (made by the script); its end
+  // then does not write another, whatever the store gives.
+  EXPECT_EQ(End("b", 9, "completed", "succeeded", "completed").elements[0].integer, 0);
+  EXPECT_EQ(End("b", 1, "completed", "succeeded", "completed").integer, 1);
+  h = History("b");
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h[1][0], "a");
+  EXPECT_EQ(h[1][3], "w1");
+  EXPECT_EQ(h[2][4], "stale_lease_refused");
+  EXPECT_EQ(h[3][0], "x");
 }
 
 TEST_F(RedisScriptTest, EndAttemptWithoutATargetStateOnlyRecordsARefusal) {

@@ -193,7 +193,7 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
           k.Signal()};
   const bool current = f && Get(*f, "state") == "active" && IntField(*f, "n") == token;
   std::vector<std::string>& args = plan.args;
-  args.resize(17);
+  args.resize(18);
   args[0] = MsText(now);
   args[1] = id;
   args[2] = std::to_string(token);
@@ -265,6 +265,18 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
     AppendJson(last_error, ErrorSignature(error.error.message));
     last_error += ']';
     args[14] = std::move(last_error);
+    // The attempt's start record, which the claim left to be written with
+    // the end (docs/redis-schema.md): made here, where numbers are cheap to
+    // print (in the script, printing them cost more than the rest of a
+    // failure).
+    const int64_t started = IntField(*f, "updated");
+    std::string start = "[\"a\"," + std::to_string(token) + ",";
+    AppendJson(start, f->count("trigger") ? Get(*f, "trigger") : "initial");
+    start += ',';
+    AppendJson(start, Get(*f, "worker"));
+    start += "," + std::to_string(started) + "," +
+             std::to_string(started - IntField(*f, "run_at")) + "]";
+    args[17] = std::move(start);
     if (d.action == Action::kDead) {
       RETRACED_ASSIGN_OR_RETURN(Job job, LoadJob(queue, id));
       Attempt& last = job.attempts.back();

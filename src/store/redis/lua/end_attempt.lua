@@ -2,7 +2,7 @@
 -- lease given is still the job's; records a refusal otherwise. The decisions
 -- (where each job goes, the records) are made by the store before the call:
 -- this script only applies them, atomically and fenced by the tokens. One call
--- takes a batch of one queue's jobs: ARGV is 17 values per job, as below.
+-- takes a batch of one queue's jobs: ARGV is 18 values per job, as below.
 --
 -- KEYS[1] prefix     "rt:{QUEUE}:" (records in PREFIX jobs, histories in PREFIX hist)
 -- KEYS[2] counters   hash of queue counters
@@ -29,6 +29,8 @@
 -- ARGV[15] last_error      JSON [class, code, message, signature], or ""
 -- ARGV[16] dead_reason     ("" unless to = dead)
 -- ARGV[17] dead_evidence   JSON array of lines ("" unless to = dead)
+-- ARGV[18] start_record    JSON history record of the attempt's start, written before
+--                          the end record unless written already ("": made here)
 --
 -- Returns: per job, in order: 1 applied; {0, state, n} refused (the lease is
 --          not the job's); -1 no such job.
@@ -54,10 +56,10 @@ local function names_of(text)
 end
 
 local ids = {}
-for b = 0, #ARGV - 17, 17 do ids[#ids + 1] = ARGV[b + 2] end
+for b = 0, #ARGV - 18, 18 do ids[#ids + 1] = ARGV[b + 2] end
 read_records(ids)
 
-for b = 0, #ARGV - 17, 17 do
+for b = 0, #ARGV - 18, 18 do
   local now, id, token, actor = tonumber(ARGV[b + 1]), ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4]
   local j = records[id]
   if not j then
@@ -76,16 +78,23 @@ for b = 0, #ARGV - 17, 17 do
     ended[#ended + 1] = id
     local into = entries[to]
     -- The end record, after the start record unless a refusal wrote that already.
-    append(id, j.a == token and ARGV[b + 13] or start_record(j, j.u) .. '\n' .. ARGV[b + 13])
+    if j.a == token then
+      append(id, ARGV[b + 13])
+    else
+      local start = ARGV[b + 18]
+      append(id, (start ~= '' and start or start_record(j, j.u)) .. '\n' .. ARGV[b + 13])
+    end
     j.s, j.u, j.w, j.l, j.a = to, now, nil, nil, nil
+    -- Scores go to Redis as the text given where they can: Lua prints a
+    -- number slowly.
     if to == 'ready' then
       j.r = run_at
-      into[#into + 1] = j.pr and run_at - j.pr * 17592186044416 or run_at
+      into[#into + 1] = j.pr and run_at - j.pr * 17592186044416 or ARGV[b + 9]
     elseif to == 'retry_wait' then
       j.r = run_at
-      into[#into + 1] = run_at
+      into[#into + 1] = ARGV[b + 9]
     else
-      into[#into + 1] = now
+      into[#into + 1] = ARGV[b + 1]
     end
     into[#into + 1] = id
     if to == 'dead' then j.dr, j.da, j.de = ARGV[b + 16], now, ARGV[b + 17] end
