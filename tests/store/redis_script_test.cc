@@ -98,16 +98,37 @@ class RedisScriptTest : public ::testing::Test {
     return out;
   }
   // The history records.
+  // Every field of the job's history (ID, then ID#1, ID#2, ...), in order.
   std::vector<Json> History(const std::string& id) {
-    Reply r = *conn_->Command({"HGET", QueueKeys("q").History(), id});
-    std::vector<Json> out;
-    std::string_view rest;
-    if (!r.IsNil()) rest = r.str;
-    while (!rest.empty()) {
-      size_t end = rest.find('\n');
-      out.push_back(*ParseJson(rest.substr(0, end)));
-      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    Reply all = *conn_->Command({"HGETALL", QueueKeys("q").History()});
+    std::map<int, std::string> fields;
+    for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+      const std::string& name = all.elements[i].str;
+      if (name == id) {
+        fields[0] = all.elements[i + 1].str;
+      } else if (name.rfind(id + "#", 0) == 0) {
+        fields[std::stoi(name.substr(id.size() + 1))] = all.elements[i + 1].str;
+      }
     }
+    std::vector<Json> out;
+    for (const auto& [n, value] : fields) {
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        size_t end = rest.find('\n');
+        out.push_back(*ParseJson(rest.substr(0, end)));
+        rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+      }
+    }
+    return out;
+  }
+  // The history fields of a job (the hash's field names).
+  std::vector<std::string> HistoryFields(const std::string& id) {
+    Reply all = *conn_->Command({"HKEYS", QueueKeys("q").History()});
+    std::vector<std::string> out;
+    for (const Reply& name : all.elements) {
+      if (name.str == id || name.str.rfind(id + "#", 0) == 0) out.push_back(name.str);
+    }
+    std::sort(out.begin(), out.end());
     return out;
   }
   int64_t Now() {
@@ -376,6 +397,11 @@ TEST_F(RedisScriptTest, EndAttemptWritesTheStartRecordTheStoreMadeOnce) {
   ASSERT_EQ(h.size(), 3u);
   EXPECT_EQ(h[1], Json::parse(start_)) << "as given, before the end";
   EXPECT_EQ(h[2][0], "x");
+  EXPECT_EQ(HistoryFields("a"), (std::vector<std::string>{"a", "a#1"}))
+      << "attempt 1's records in a field of their own";
+  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").History(), "a"})->str.find('\n'),
+            std::string::npos)
+      << "the first field keeps what came before the claim: the enqueue event";
   // A refusal while b runs writes b's start (made by the script); its end
   // then does not write another, whatever the store gives.
   EXPECT_EQ(End("b", 9, "completed", "succeeded", "completed").elements[0].integer, 0);
@@ -637,6 +663,7 @@ TEST_F(RedisScriptTest, RemoveDeletesFinishedJobsOnly) {
   Enqueue({{.id = "done"}, {.id = "live"}});
   Claim(1);
   End("done", 1, "completed", "succeeded", "completed");
+  EXPECT_EQ(HistoryFields("done"), (std::vector<std::string>{"done", "done#1"}));
   QueueKeys k("q");
   Result<Reply> r =
       conn_->Eval(remove_,
@@ -647,8 +674,9 @@ TEST_F(RedisScriptTest, RemoveDeletesFinishedJobsOnly) {
   ASSERT_EQ(r->elements.size(), 1u);
   EXPECT_EQ(r->elements[0].str, "done");
   EXPECT_EQ(Field("done", "state"), "(nil)");
-  EXPECT_EQ(conn_->Command({"HEXISTS", k.History(), "done"})->integer, 0);
+  EXPECT_TRUE(HistoryFields("done").empty()) << "every history field goes";
   EXPECT_EQ(Field("live", "state"), "ready");
+  EXPECT_EQ(HistoryFields("live"), (std::vector<std::string>{"live"}));
   EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "purged"})->str, "1");
 }
 

@@ -264,8 +264,21 @@ Result<Job> RedisStore::LoadJob(const std::string& queue, std::string_view id) {
   RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id));
   if (!f) return Status::NotFound("no job " + std::string(id));
   RETRACED_ASSIGN_OR_RETURN(JobSummary s, ToSummary(queue, *f));
-  RETRACED_ASSIGN_OR_RETURN(Reply hist, Conn().Command({"HGET", k.History(), std::string(id)}));
-  RETRACED_RETURN_IF_ERROR(ParseHistory(hist.IsNil() ? std::string_view() : hist.str, s.job));
+  // The history is in one field per attempt count, up to the record's
+  // (docs/redis-schema.md); attempts claimed after the record was read are
+  // left for the next read.
+  std::vector<std::string> read = {"HMGET", k.History(), std::string(id)};
+  for (int n = 1; n <= s.job.attempt_count; ++n) {
+    read.push_back(std::string(id) + "#" + std::to_string(n));
+  }
+  RETRACED_ASSIGN_OR_RETURN(Reply hist, Conn().Command(read));
+  std::string records;
+  for (const Reply& part : hist.elements) {
+    if (part.IsNil()) continue;
+    if (!records.empty()) records += '\n';
+    records += part.str;
+  }
+  RETRACED_RETURN_IF_ERROR(ParseHistory(records, s.job));
   Job& j = s.job;
   // The running attempt has no start record until something is recorded
   // while it runs (usually its end): its record's fields stand for it.

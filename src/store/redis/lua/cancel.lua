@@ -9,6 +9,8 @@
 -- Returns: {1} cancelled; {0, state} the job is not live; {-1} no such job.
 
 local prefix, counters, unique = KEYS[1], KEYS[8], KEYS[7]
+
+--@include history.lua
 local sets = {scheduled = KEYS[2], ready = KEYS[3], retry_wait = KEYS[4], active = KEYS[5]}
 local now, id = tonumber(ARGV[1]), ARGV[2]
 local jobs_key = prefix .. 'jobs'
@@ -37,8 +39,9 @@ j.w, j.l, j.a = nil, nil, nil
 redis.call('HSET', jobs_key, id, cmsgpack.pack(j))
 redis.call('ZADD', KEYS[6], now, id)
 records[#records + 1] = cjson.encode({'e', now, state, 'cancelled', 'cancelled', ARGV[3], ARGV[4]})
-local old = redis.call('HGET', prefix .. 'hist', id)
+local field = hist_field(id, j.n)
+local old = redis.call('HGET', prefix .. 'hist', field)
 local add = table.concat(records, '\n')
-redis.call('HSET', prefix .. 'hist', id, old and old .. '\n' .. add or add)
+redis.call('HSET', prefix .. 'hist', field, old and old .. '\n' .. add or add)
 redis.call('HINCRBY', counters, 'cancelled', 1)
 return {1}

@@ -32,6 +32,8 @@ else
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local prefix, ready, active, counters = KEYS[1], KEYS[2], KEYS[5], KEYS[6]
+
+--@include history.lua
 local jobs_key = prefix .. 'jobs'
 local worker, max, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 -- Numbers are turned into text once here, not per job: Lua formats every
@@ -62,7 +64,7 @@ for _, due in ipairs({KEYS[3], KEYS[4]}) do
         entries[#entries + 1] = j.pr and j.r - j.pr * 17592186044416 or j.r
         entries[#entries + 1] = id
         set[#set + 1], set[#set + 2] = id, cmsgpack.pack(j)
-        hist_ids[#hist_ids + 1] = id
+        hist_ids[#hist_ids + 1] = hist_field(id, j.n)
         entries_hist[#hist_ids] = '["e",' .. now_s .. ',"' .. from .. '","ready","due","system",""]'
       end
     end
@@ -71,7 +73,7 @@ for _, due in ipairs({KEYS[3], KEYS[4]}) do
       redis.call('HSET', jobs_key, unpack(set))
       redis.call('ZADD', ready, unpack(entries))
       -- The 'due' events, appended to the histories (PREFIX hist: records
-      -- joined by newlines).
+      -- joined by newlines, in the field of the job's attempt count).
       local old = redis.call('HMGET', prefix .. 'hist', unpack(hist_ids))
       local hist_set = {}
       for k, id in ipairs(hist_ids) do

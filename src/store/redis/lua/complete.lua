@@ -43,7 +43,7 @@ for i, id in ipairs(ids) do
     local note = 'completion with lease token ' .. ARGV[2 + 2 * i] .. ' refused: the job is ' .. j.s
     if j.s == 'active' then note = note .. ' under token ' .. j.n end
     write_pending(id, j)  -- so that the refusal reads after what came before it
-    append(id, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
+    append(id, j, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
     refused = refused + 1
     out[#out + 1] = {0, j.s, j.n or 0}
   else

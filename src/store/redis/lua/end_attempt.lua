@@ -69,7 +69,7 @@ for b = 0, #ARGV - 18, 18 do
       local note = ARGV[b + 5] .. ' with lease token ' .. ARGV[b + 3] .. ' refused: the job is ' .. j.s
       if j.s == 'active' then note = note .. ' under token ' .. j.n end
       write_pending(id, j)  -- so that the refusal reads after what came before it
-      append(id, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
+      append(id, j, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
       counts.stale_refused = (counts.stale_refused or 0) + 1
     end
     out[#out + 1] = {0, j.s, j.n or 0}
@@ -79,10 +79,10 @@ for b = 0, #ARGV - 18, 18 do
     local into = entries[to]
     -- The end record, after the start record unless a refusal wrote that already.
     if j.a == token then
-      append(id, ARGV[b + 13])
+      append(id, j, ARGV[b + 13])
     else
       local start = ARGV[b + 18]
-      append(id, (start ~= '' and start or start_record(j, j.u)) .. '\n' .. ARGV[b + 13])
+      append(id, j, (start ~= '' and start or start_record(j, j.u)) .. '\n' .. ARGV[b + 13])
     end
     j.s, j.u, j.w, j.l, j.a = to, now, nil, nil, nil
     -- Scores go to Redis as the text given where they can: Lua prints a

@@ -7,6 +7,8 @@
 -- Returns: the ids removed (live or missing jobs are left alone).
 
 local prefix, all, counters = KEYS[1], KEYS[2], KEYS[6]
+
+--@include history.lua
 local jobs_key = prefix .. 'jobs'
 local sets = {completed = KEYS[3], dead = KEYS[4], cancelled = KEYS[5]}
 local ids = {}
@@ -14,11 +16,14 @@ for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return {} end
 local vals = redis.call('HMGET', jobs_key, unpack(ids))
 local removed, by_state, seen = {}, {completed = {}, dead = {}, cancelled = {}}, {}
+local fields = {}  -- every history field of the removed jobs (history.lua)
 for i, id in ipairs(ids) do
-  local state = vals[i] and cmsgpack.unpack(vals[i]).s
+  local j = vals[i] and cmsgpack.unpack(vals[i])
+  local state = j and j.s
   if state and sets[state] and not seen[id] then
     seen[id] = true
     removed[#removed + 1] = id
+    for n = 0, j.n or 0 do fields[#fields + 1] = hist_field(id, n) end
     local list = by_state[state]
     list[#list + 1] = id
   end
@@ -26,7 +31,9 @@ end
 if #removed > 0 then
   redis.call('HDEL', jobs_key, unpack(removed))
   redis.call('HDEL', prefix .. 'specs', unpack(removed))
-  redis.call('HDEL', prefix .. 'hist', unpack(removed))
+  for i = 1, #fields, 1000 do  -- unpack takes a few thousand values at most
+    redis.call('HDEL', prefix .. 'hist', unpack(fields, i, math.min(i + 999, #fields)))
+  end
   redis.call('ZREM', all, unpack(removed))
   for state, list in pairs(by_state) do
     if #list > 0 then redis.call('ZREM', sets[state], unpack(list)) end

@@ -10,6 +10,8 @@
 --          unique key is held by another live job; {-1} no such job.
 
 local prefix, ready, dead, cancelled, unique, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+
+--@include history.lua
 local now, id = tonumber(ARGV[1]), ARGV[2]
 local jobs_key = prefix .. 'jobs'
 local packed = redis.call('HGET', jobs_key, id)
@@ -32,8 +34,9 @@ if ARGV[7] ~= '' then j.dl = tonumber(ARGV[7]) end
 redis.call('HSET', jobs_key, id, cmsgpack.pack(j))
 redis.call('ZADD', ready, now - (j.pr or 0) * 17592186044416, id)
 local event = cjson.encode({'e', now, from, 'ready', 'replayed', ARGV[3], ARGV[8]})
-local old = redis.call('HGET', prefix .. 'hist', id)
-redis.call('HSET', prefix .. 'hist', id, old and old .. '\n' .. event or event)
+local field = hist_field(id, j.n)
+local old = redis.call('HGET', prefix .. 'hist', field)
+redis.call('HSET', prefix .. 'hist', field, old and old .. '\n' .. event or event)
 redis.call('HINCRBY', counters, 'replayed', 1)
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100, '*', 'replayed', id)
 return {1}

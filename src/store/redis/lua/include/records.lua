@@ -6,6 +6,8 @@
 
 local jobs_key, hist_key = prefix .. 'jobs', prefix .. 'hist'
 
+--@include history.lua
+
 -- Runs cmd on key with args, up to 1,000 values per command (the most Lua's
 -- unpack takes safely); returns the replies' elements in order. One command
 -- per batch, not per job: each redis.call costs about a microsecond alone.
@@ -36,14 +38,16 @@ local function write_records()
   each_chunk('HSET', jobs_key, set)
 end
 
--- History records to append, per job, joined by newlines as stored.
+-- History records to append, per history field (history.lua), joined by
+-- newlines as stored. j is the job's record: its attempt count says where.
 local appended, appended_ids = {}, {}
-local function append(id, text)
-  local before = appended[id]
+local function append(id, j, text)
+  local field = hist_field(id, j.n)
+  local before = appended[field]
   if before then
-    appended[id] = before .. '\n' .. text
+    appended[field] = before .. '\n' .. text
   else
-    appended[id], appended_ids[#appended_ids + 1] = text, id
+    appended[field], appended_ids[#appended_ids + 1] = text, field
   end
 end
 
@@ -75,13 +79,13 @@ end
 -- they hold, flagged m).
 local function write_pending(id, j)
   if j.s == 'active' and j.a ~= j.n then
-    append(id, start_record(j, j.u))
+    append(id, j, start_record(j, j.u))
     j.a = j.n
     changed[id] = true
   elseif j.m then
     local x = '["x",' .. j.n .. ',' .. j.u .. ',"succeeded",null,null,"completed","succeeded",' ..
               (j.xa and cjson.encode(j.xa) or 'null') .. ',""]'
-    append(id, j.a == j.n and x or start_record(j, j.sa) .. '\n' .. x)
+    append(id, j, j.a == j.n and x or start_record(j, j.sa) .. '\n' .. x)
     j.m, j.sa, j.xa, j.w, j.a = nil, nil, nil, nil, nil
     changed[id] = true
   end
