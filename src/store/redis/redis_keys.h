@@ -26,8 +26,9 @@ class QueueKeys {
   // A hash: id -> the job's unchanging part (a MessagePack map: type, policy,
   // created, payload, timeout), written once.
   std::string Specs() const { return prefix_ + "specs"; }
-  // A hash of the queue's histories: id -> the job's history records, oldest
-  // first, joined by newlines.
+  // A hash of the queue's histories: ID, then ID#1, ID#2... -> the job's
+  // history records written before its first claim, then while its attempt
+  // count was 1, 2...; each value oldest first, joined by newlines.
   std::string History() const { return prefix_ + "hist"; }
   // One sorted set per state (docs/redis-schema.md gives each one's score).
   std::string State(JobState s) const { return prefix_ + std::string(Name(s)); }
