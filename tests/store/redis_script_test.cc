@@ -136,8 +136,9 @@ class RedisScriptTest : public ::testing::Test {
     return std::stoll(t.elements[0].str) * 1000 + std::stoll(t.elements[1].str) / 1000;
   }
 
-  std::string now_;    // "" : the server's clock
-  std::string start_;  // the start record End() gives ("": the script makes it)
+  std::string now_;      // "" : the server's clock
+  std::string start_;    // the start record End() gives ("": the script makes it)
+  std::string started_;  // the attempt start End() expects ("": not checked)
   std::unique_ptr<RedisServer> server_;
   std::unique_ptr<Connection> conn_;
   Reply End(const std::string& id, int64_t token, const std::string& to, const std::string& event,
@@ -153,7 +154,7 @@ class RedisScriptTest : public ::testing::Test {
                      run_at, to == "ready" || to == "retry_wait" ? "auto" : "", "100", "0",
                      R"(["x",1,0,"failed",null,null])", counters,
                      to == "completed" ? "" : R"(["temporary","X","boom","boom"])", dead_reason,
-                     dead_reason.empty() ? "" : R"(["evidence line"])", start_});
+                     dead_reason.empty() ? "" : R"(["evidence line"])", start_, started_});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_FALSE(r->IsError()) << r->str;
     EXPECT_EQ(r->elements.size(), 1u) << "one reply per job";
@@ -365,6 +366,7 @@ TEST_F(RedisScriptTest, EndAttemptTakesABatchAndCountsOnce) {
                                     R"(["permanent","X","boom","boom"])",
                                     "permanent_error",
                                     R"(["evidence line"])",
+                                    "",
                                     ""};
     args.insert(args.end(), one.begin(), one.end());
   }
@@ -412,6 +414,25 @@ TEST_F(RedisScriptTest, EndAttemptWritesTheStartRecordTheStoreMadeOnce) {
   EXPECT_EQ(h[1][3], "w1");
   EXPECT_EQ(h[2][4], "stale_lease_refused");
   EXPECT_EQ(h[3][0], "x");
+}
+
+TEST_F(RedisScriptTest, EndAttemptRefusesAnotherClaimWithTheSameToken) {
+  // A job cancelled, removed and enqueued again under its id, then claimed:
+  // token 1 again, but not the attempt the caller ran.
+  Enqueue({{.id = "a"}});
+  Reply claimed = Claim(1);
+  const std::string started = Claimed(claimed).at(0).record.at("updated");
+  started_ = std::to_string(std::stoll(started) - 1);
+  Reply r = End("a", 1, "completed", "succeeded", "completed");
+  ASSERT_EQ(r.elements.size(), 3u);
+  EXPECT_EQ(r.elements[0].integer, 0);
+  EXPECT_EQ(Field("a", "state"), "active");
+  EXPECT_EQ(History("a").back()[6],
+            "completion with lease token 1 refused: the job is active under token 1 of "
+            "another claim");
+  started_ = started;
+  EXPECT_EQ(End("a", 1, "completed", "succeeded", "completed").integer, 1);
+  EXPECT_EQ(Field("a", "state"), "completed");
 }
 
 TEST_F(RedisScriptTest, EndAttemptWithoutATargetStateOnlyRecordsARefusal) {
@@ -566,6 +587,12 @@ TEST(RedisRecordTest, ARecordDecodesIntoFieldsAndSkipsWhatItDoesNotKnow) {
   EXPECT_FALSE(
       DecodeRecord(std::string_view(reinterpret_cast<const char*>(list.data()), list.size())))
       << "a record is a map";
+}
+
+TEST(RedisRecordTest, AStringCutShortIsMalformedNotReadAsWhatFollows) {
+  // {"n": str8 of 5 bytes} with one byte left, a valid integer on its own.
+  const std::string cut("\x81\xa1n\xd9\x05\x01", 6);
+  EXPECT_FALSE(DecodeRecord(cut));
 }
 
 TEST(RedisRecordTest, EveryIntegerWidthAndNestedValuesDecode) {

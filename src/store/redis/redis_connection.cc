@@ -209,6 +209,7 @@ Result<std::vector<Reply>> Connection::Pipeline(
   std::string text;
   std::vector<std::string_view> names;
   for (const auto& args : commands) {
+    if (args.empty()) return Status::InvalidArgument("an empty command");
     RespCommand(text, args);
     names.push_back(args.front());
   }
@@ -217,6 +218,7 @@ Result<std::vector<Reply>> Connection::Pipeline(
 
 Result<std::vector<Reply>> Connection::Send(const std::string& text,
                                             const std::vector<std::string_view>& names) {
+  if (names.empty()) return std::vector<Reply>();
   NoSigpipe no_sigpipe;
   RETRACED_RETURN_IF_ERROR(EnsureConnected());
   if (redisAppendFormattedCommand(ctx_, text.data(), text.size()) != REDIS_OK) {

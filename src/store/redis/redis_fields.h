@@ -60,7 +60,7 @@ bool ForEachField(std::string_view packed, const FieldVisitor& visit);
 // MessagePack map written by the scripts: docs/redis-schema.md), into its
 // fields; nullopt when malformed. The latest error (`error`, JSON) is also
 // read into err_class, err_code, err_msg and err_sig unless `with_error` is
-// false (a claim has no use for them).
+// false (a failure's decision has no use for them).
 std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed,
                                                                bool with_error = true);
 

@@ -89,9 +89,13 @@ class MsgPack {
       return std::nullopt;
     }
     if (!Need(header)) return std::nullopt;
+    const uint8_t* start = p_;
     ++p_;
     if (header > 1) n = Be(static_cast<int>(header - 1));
-    if (!Need(n)) return std::nullopt;
+    if (!Need(n)) {
+      p_ = start;  // cut short: read nothing, so that Skip() refuses it too
+      return std::nullopt;
+    }
     std::string_view text(reinterpret_cast<const char*>(p_), n);
     p_ += n;
     return text;

@@ -175,7 +175,7 @@ std::optional<RedisStore::Fields> RedisStore::TakeClaimedRecord(const std::strin
     claimed_.erase(it);
   }
   // Decoded only now: most claimed jobs succeed, and a success needs none of it.
-  std::optional<Fields> f = DecodeRecord(held.record);
+  std::optional<Fields> f = DecodeRecord(held.record, false);
   if (!f || IntField(*f, "n") != token) return std::nullopt;
   (*f)["policy"] = std::move(held.policy);
   return f;
@@ -272,6 +272,8 @@ Result<Job> RedisStore::LoadJob(const std::string& queue, std::string_view id) {
     read.push_back(std::string(id) + "#" + std::to_string(n));
   }
   RETRACED_ASSIGN_OR_RETURN(Reply hist, Conn().Command(read));
+  if (hist.IsError())
+    return Status::Internal("reading the history of job " + std::string(id) + ": " + hist.str);
   std::string records;
   for (const Reply& part : hist.elements) {
     if (part.IsNil()) continue;

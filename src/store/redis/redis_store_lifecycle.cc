@@ -193,7 +193,7 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
           k.Signal()};
   const bool current = f && Get(*f, "state") == "active" && IntField(*f, "n") == token;
   std::vector<std::string>& args = plan.args;
-  args.resize(18);
+  args.resize(19);
   args[0] = MsText(now);
   args[1] = id;
   args[2] = std::to_string(token);
@@ -277,6 +277,9 @@ Result<RedisStore::EndPlan> RedisStore::PlanEnd(const std::string& queue, const 
     start += "," + std::to_string(started) + "," +
              std::to_string(started - IntField(*f, "run_at")) + "]";
     args[17] = std::move(start);
+    // The attempt the decision is for: a job enqueued again under the same
+    // id and claimed since has the same token but not the same start.
+    args[18] = std::to_string(started);
     if (d.action == Action::kDead) {
       RETRACED_ASSIGN_OR_RETURN(Job job, LoadJob(queue, id));
       Attempt& last = job.attempts.back();

@@ -2,7 +2,7 @@
 -- lease given is still the job's; records a refusal otherwise. The decisions
 -- (where each job goes, the records) are made by the store before the call:
 -- this script only applies them, atomically and fenced by the tokens. One call
--- takes a batch of one queue's jobs: ARGV is 18 values per job, as below.
+-- takes a batch of one queue's jobs: ARGV is 19 values per job, as below.
 --
 -- KEYS[1] prefix     "rt:{QUEUE}:" (records in PREFIX jobs, histories in PREFIX hist)
 -- KEYS[2] counters   hash of queue counters
@@ -31,6 +31,10 @@
 -- ARGV[17] dead_evidence   JSON array of lines ("" unless to = dead)
 -- ARGV[18] start_record    JSON history record of the attempt's start, written before
 --                          the end record unless written already ("": made here)
+-- ARGV[19] started_ms      when the caller's attempt started, as the caller read it
+--                          ("": not checked); a job whose attempt started at
+--                          another time is another claim (of a job removed and
+--                          enqueued again under the same id), and is refused
 --
 -- Returns: per job, in order: 1 applied; {0, state, n} refused (the lease is
 --          not the job's); -1 no such job.
@@ -56,18 +60,20 @@ local function names_of(text)
 end
 
 local ids = {}
-for b = 0, #ARGV - 18, 18 do ids[#ids + 1] = ARGV[b + 2] end
+for b = 0, #ARGV - 19, 19 do ids[#ids + 1] = ARGV[b + 2] end
 read_records(ids)
 
-for b = 0, #ARGV - 18, 18 do
+for b = 0, #ARGV - 19, 19 do
   local now, id, token, actor = tonumber(ARGV[b + 1]), ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4]
   local j = records[id]
   if not j then
     out[#out + 1] = -1
-  elseif j.s ~= 'active' or j.n ~= token or ARGV[b + 8] == '' then
+  elseif j.s ~= 'active' or j.n ~= token or ARGV[b + 8] == '' or
+         (ARGV[b + 19] ~= '' and j.u ~= tonumber(ARGV[b + 19])) then
     if ARGV[b + 6] == '1' then
       local note = ARGV[b + 5] .. ' with lease token ' .. ARGV[b + 3] .. ' refused: the job is ' .. j.s
       if j.s == 'active' then note = note .. ' under token ' .. j.n end
+      if j.s == 'active' and j.n == token then note = note .. ' of another claim' end
       write_pending(id, j)  -- so that the refusal reads after what came before it
       append(id, j, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
       counts.stale_refused = (counts.stale_refused or 0) + 1
