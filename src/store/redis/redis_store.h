@@ -95,7 +95,9 @@ class RedisStore final : public Store {
   Result<std::map<std::string, std::string>> ClaimedQueuesOf(const std::vector<std::string>& ids);
   // `record`: the job's record as the claim wrote it (packed), and its
   // policy: what a failure's decision needs, unchanged while the lease is
-  // held (every step that changes it moves the job out of active or raises n).
+  // held (every step that changes it moves the job out of active or raises
+  // n; end_attempt.lua tells a job removed and claimed again under its id
+  // apart by its attempt's start).
   void RememberClaimed(const std::string& id, const std::string& queue, std::string record,
                        std::string policy);
   void ForgetClaimed(const std::string& id);
