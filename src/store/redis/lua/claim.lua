@@ -86,10 +86,11 @@ for _, due in ipairs({KEYS[3], KEYS[4]}) do
 end
 
 local out = {now}
-local popped = redis.call('ZPOPMIN', ready, max)
-if #popped == 0 then return out end
-local ids = {}
-for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+-- The first N entries, then removed by rank: ZPOPMIN would also return
+-- each entry's score, printed from a double, which costs more than the rest.
+local ids = redis.call('ZRANGE', ready, 0, max - 1)
+if #ids == 0 then return out end
+redis.call('ZREMRANGEBYRANK', ready, 0, #ids - 1)
 local records = read_records(ids)
 local specs = redis.call('HMGET', prefix .. 'specs', unpack(ids))
 local leases, set = {}, {}  -- active entries and records, written after the loop
