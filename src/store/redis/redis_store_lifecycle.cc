@@ -109,7 +109,6 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
     Job& j = c.job;
     j.id = r.elements[i].str;
     j.queue = req.queue;
-    const std::string malformed = "the record of job " + j.id + " is malformed";
     // Read field by field (docs/redis-schema.md has the short names): no
     // map per job on the path every job takes.
     std::string policy;
@@ -130,7 +129,7 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
             j.timeout = Millis(*n);
           }
         });
-    if (!ok) return Status::Internal(malformed);
+    if (!ok) return Status::Internal("the record of job " + j.id + " is malformed");
     RETRACED_ASSIGN_OR_RETURN(j.policy, StoredPolicy(policy));
     j.created_at = FromUnixMillis(created);
     int64_t run_at = 0;
@@ -154,7 +153,7 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
                           trigger = text;
                         }
                       });
-    if (!ok) return Status::Internal(malformed);
+    if (!ok) return Status::Internal("the record of job " + j.id + " is malformed");
     j.state = JobState::kActive;
     j.run_at = FromUnixMillis(run_at);
     c.attempt.n = j.attempt_count;
