@@ -136,9 +136,10 @@ class RedisScriptTest : public ::testing::Test {
     return std::stoll(t.elements[0].str) * 1000 + std::stoll(t.elements[1].str) / 1000;
   }
 
-  std::string now_;      // "" : the server's clock
-  std::string start_;    // the start record End() gives ("": the script makes it)
-  std::string started_;  // the attempt start End() expects ("": not checked)
+  std::string now_;                 // "" : the server's clock
+  std::string start_;               // the start record End() gives ("": the script makes it)
+  std::string started_;             // the attempt start End() expects ("": not checked)
+  std::string last_delay_ = "100";  // the delay End() records
   std::unique_ptr<RedisServer> server_;
   std::unique_ptr<Connection> conn_;
   Reply End(const std::string& id, int64_t token, const std::string& to, const std::string& event,
@@ -151,7 +152,7 @@ class RedisScriptTest : public ::testing::Test {
                     {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.Ready(), k.RetryWait(),
                      k.State(JobState::kCompleted), k.State(JobState::kDead), k.Signal()},
                     {now, id, std::to_string(token), "w1", "completion", record_refusal, event, to,
-                     run_at, to == "ready" || to == "retry_wait" ? "auto" : "", "100", "0",
+                     run_at, to == "ready" || to == "retry_wait" ? "auto" : "", last_delay_, "0",
                      R"(["x",1,0,"failed",null,null])", counters,
                      to == "completed" ? "" : R"(["temporary","X","boom","boom"])", dead_reason,
                      dead_reason.empty() ? "" : R"(["evidence line"])", start_, started_});
@@ -627,6 +628,182 @@ TEST(RedisRecordTest, EveryIntegerWidthAndNestedValuesDecode) {
   for (size_t cut = 0; cut < packed.size(); cut += 97) {
     EXPECT_FALSE(DecodeRecord(text.substr(0, cut))) << "cut at " << cut;
   }
+}
+
+std::string Packed(const nlohmann::json& map) {
+  std::vector<uint8_t> packed = nlohmann::json::to_msgpack(map);
+  return std::string(packed.begin(), packed.end());
+}
+
+TEST(RedisRecordTest, ARecordsTextDecodesWithItsMessagePackRest) {
+  // s,n,u,l,sa,w,tr,r,pr,a,EL,E then the rest (lua/include/record.lua).
+  const std::string error = R"(["temporary","X","boom","sig"])";
+  std::string text = "active,2,100,200,,w%2C1%25,auto,50,-3,2," + std::to_string(error.size()) +
+                     "," + error + Packed({{"k", "u1"}});
+  std::optional<std::map<std::string, std::string>> f = DecodeRecord(text);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(*f, (std::map<std::string, std::string>{{"state", "active"},
+                                                    {"n", "2"},
+                                                    {"updated", "100"},
+                                                    {"lease", "200"},
+                                                    {"worker", "w,1%"},
+                                                    {"trigger", "auto"},
+                                                    {"run_at", "50"},
+                                                    {"prio", "-3"},
+                                                    {"start_written", "2"},
+                                                    {"unique", "u1"},
+                                                    {"error", R"(["temporary","X","boom","sig"])"},
+                                                    {"err_class", "temporary"},
+                                                    {"err_code", "X"},
+                                                    {"err_msg", "boom"},
+                                                    {"err_sig", "sig"}}));
+  f = DecodeRecord("completed,1,300,,100,w1,,50,,,,");
+  ASSERT_TRUE(f) << "no rest";
+  EXPECT_EQ(f->at("started"), "100");
+  EXPECT_EQ(f->at("success_unwritten"), "1") << "sa set: the success is not written yet";
+  EXPECT_EQ(f->count("lease"), 0u) << "empty fields are absent";
+  for (const char* bad :
+       {"active,1,100", "active,x,100,,,w1,,50,,,,", "active,1,1e3,,,w1,,50,,,,",
+        "active,1,100,,,w%2,,50,,,,", "active,1,100,,,w%zz,,50,,,,", "active,1,100,,,w1,,50,,,",
+        "active,1,100,,,w1,,50,,,5,abc", "active,1,100,,,w1,,50,,,-1,abc",
+        "active,1,100,,,w1,,50,,,,not a map", ""}) {
+    EXPECT_FALSE(DecodeRecord(bad)) << bad;
+  }
+}
+
+TEST_F(RedisScriptTest, WorkerIdsWithCommasAndPercentSignsSurviveTheRecord) {
+  const std::string worker = "host,1%2C";
+  Enqueue({{.id = "a"}, {.id = "b"}});
+  Reply claimed = Claim(2, worker);
+  ASSERT_EQ(Claimed(claimed).size(), 2u);
+  EXPECT_EQ(Claimed(claimed)[0].record.at("worker"), worker);
+  EXPECT_EQ(Field("a", "worker"), worker);
+  EXPECT_EQ(Complete("a", 1, worker).integer, 1);
+  EXPECT_EQ(Field("a", "state"), "completed");
+  EXPECT_EQ(Field("a", "worker"), worker);
+  EXPECT_EQ(Field("a", "end_actor"), "(nil)") << "its own worker ended it";
+  EXPECT_EQ(Field("a", "started"), std::to_string(claimed.elements[0].integer));
+  EXPECT_EQ(Complete("b", 1, "host,1").integer, 1);
+  EXPECT_EQ(Field("b", "end_actor"), "host,1") << "another actor, though a prefix of the worker";
+  EXPECT_EQ(Field("b", "worker"), worker);
+}
+
+TEST_F(RedisScriptTest, AJobNamedTwiceInOneCompletionIsCompletedOnce) {
+  Enqueue({{.id = "a"}});
+  Claim(1);
+  QueueKeys k("q");
+  Result<Reply> r = conn_->Eval(
+      complete_, {k.prefix(), k.Counters(), k.Unique(), k.Active(), k.State(JobState::kCompleted)},
+      {now_, "w1", "a", "1", "a", "1"});
+  ASSERT_TRUE(r.ok() && !r->IsError());
+  ASSERT_EQ(r->elements.size(), 3u);
+  EXPECT_EQ(r->elements[1].integer, 1);
+  EXPECT_EQ(r->elements[2].elements.at(0).integer, 0) << "the second sees the first's success";
+  EXPECT_EQ(r->elements[2].elements.at(1).str, "completed");
+  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "completed"})->str, "1");
+}
+
+TEST_F(RedisScriptTest, RecordsWrittenByAnEarlierVersionAreReadAndRewrittenAsText) {
+  Enqueue({{.id = "a", .unique = "u"}, {.id = "b"}, {.id = "c"}});
+  QueueKeys k("q");
+  const int64_t t = Now() - 1000;
+  // The earlier form: one MessagePack map per record.
+  ASSERT_TRUE(conn_
+                  ->Command({"HSET", k.Jobs(), "a",
+                             Packed({{"s", "ready"}, {"u", t}, {"r", t}, {"k", "u"}}), "b",
+                             Packed({{"s", "active"},
+                                     {"n", 1},
+                                     {"u", t + 5},
+                                     {"l", t + 30'000},
+                                     {"w", "w1"},
+                                     {"r", t}}),
+                             "c",
+                             Packed({{"s", "completed"},
+                                     {"n", 1},
+                                     {"u", t + 9},
+                                     {"sa", t + 5},
+                                     {"m", 1},
+                                     {"w", "w1"},
+                                     {"r", t}})})
+                  .ok());
+  ASSERT_TRUE(conn_->Command({"ZREM", k.Ready(), "b", "c"}).ok());
+  EXPECT_EQ(Field("c", "success_unwritten"), "1");
+
+  std::vector<ClaimedView> jobs = Claimed(Claim(5));
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].id, "a");
+  EXPECT_EQ(jobs[0].record.at("n"), "1");
+  EXPECT_EQ(jobs[0].record.at("unique"), "u") << "what the claim does not change is kept";
+  EXPECT_EQ(jobs[0].record.at("run_at"), std::to_string(t));
+  EXPECT_LT(static_cast<uint8_t>(conn_->Command({"HGET", k.Jobs(), "a"})->str.at(0)), 0x80)
+      << "rewritten as text";
+  EXPECT_EQ(Complete("a", 1).integer, 1);
+  EXPECT_TRUE(conn_->Command({"HGET", k.Unique(), "u"})->IsNil());
+
+  EXPECT_EQ(Complete("b", 1).integer, 1);
+  EXPECT_EQ(Field("b", "state"), "completed");
+  EXPECT_EQ(Field("b", "started"), std::to_string(t + 5));
+
+  Reply stale = Complete("c", 1);
+  ASSERT_EQ(stale.elements.size(), 3u);
+  EXPECT_EQ(stale.elements[1].str, "completed");
+  std::vector<Json> h = History("c");
+  ASSERT_EQ(h.size(), 4u) << "enqueue, then the success's start and end, then the refusal";
+  EXPECT_EQ(h[1][0], "a");
+  EXPECT_EQ(h[1][4], t + 5);
+  EXPECT_EQ(h[2][0], "x");
+  EXPECT_EQ(h[2][2], t + 9);
+  EXPECT_EQ(Field("c", "success_unwritten"), "(nil)");
+}
+
+TEST_F(RedisScriptTest, AFailureRewritesTheSameFieldsWhetherOrNotTheRecordHasARest) {
+  // b's unique key is in its record's MessagePack rest, so the script
+  // decodes it; a's record has none and is rewritten as text
+  // (lua/include/record.lua). Both must come out the same.
+  now_ = std::to_string(Now());  // one time for both
+  Enqueue({{.id = "a", .prio = 3}, {.id = "b", .prio = 3, .unique = "u"}});
+  Reply claimed = Claim(2);
+  ASSERT_EQ(Claimed(claimed).size(), 2u);
+  const std::string started = std::to_string(claimed.elements[0].integer);
+  last_delay_ = "0";
+  started_ = started;
+  start_ = R"(["a",1,"initial","w1",)" + started + ",0]";
+  const std::string run_at = std::to_string(Now() + 5000);
+  for (const char* id : {"a", "b"}) {
+    EXPECT_EQ(End(id, 1, "ready", "retry_scheduled", "failed", run_at).integer, 1) << id;
+  }
+  std::map<std::string, std::string> a =
+      *DecodeRecord(conn_->Command({"HGET", QueueKeys("q").Jobs(), "a"})->str);
+  std::map<std::string, std::string> b =
+      *DecodeRecord(conn_->Command({"HGET", QueueKeys("q").Jobs(), "b"})->str);
+  EXPECT_EQ(b.at("unique"), "u") << "the rest is kept";
+  b.erase("unique");
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a.at("state"), "ready");
+  EXPECT_EQ(a.at("run_at"), run_at);
+  EXPECT_EQ(a.at("trigger"), "auto");
+  EXPECT_EQ(a.at("err_code"), "X");
+  EXPECT_EQ(a.count("worker") + a.count("lease") + a.count("start_written"), 0u);
+  EXPECT_EQ(History("a"), History("b")) << "the start the store made, then the end";
+  EXPECT_EQ(History("a").size(), 3u);
+  for (const char* id : {"a", "b"}) {
+    EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").Ready(), id})->str,
+              std::to_string(std::stoll(run_at) - 3 * (int64_t{1} << 44)))
+        << "priority first, then the time";
+  }
+  // Attempt 2 ends in a success, through the same step: the error is kept.
+  conn_->Command({"ZREM", QueueKeys("q").Ready(), "a", "b"}).value();
+  conn_->Command({"ZADD", QueueKeys("q").Ready(), "0", "a", "1", "b"}).value();
+  claimed = Claim(2);
+  ASSERT_EQ(Claimed(claimed).size(), 2u);
+  started_ = std::to_string(claimed.elements[0].integer);
+  start_ = R"(["a",2,"auto","w1",)" + started_ + ",0]";
+  for (const char* id : {"a", "b"}) {
+    EXPECT_EQ(End(id, 2, "completed", "succeeded", "completed").integer, 1) << id;
+    EXPECT_EQ(Field(id, "state"), "completed");
+    EXPECT_EQ(Field(id, "err_code"), "X") << "the latest error stays";
+  }
+  EXPECT_TRUE(conn_->Command({"HGET", QueueKeys("q").Unique(), "u"})->IsNil());
 }
 
 TEST_F(RedisScriptTest, HeartbeatExtendsOnlyCurrentLeases) {

@@ -56,9 +56,10 @@ using FieldVisitor = std::function<void(std::string_view short_name, std::string
                                         std::optional<int64_t> integer)>;
 bool ForEachField(std::string_view packed, const FieldVisitor& visit);
 
-// A job's record or spec, as stored in PREFIX jobs or PREFIX specs (a
-// MessagePack map written by the scripts: docs/redis-schema.md), into its
-// fields; nullopt when malformed. The latest error (`error`, JSON) is also
+// A job's record or spec, as stored in PREFIX jobs (text with a MessagePack
+// rest, or a MessagePack map written by an earlier version) or PREFIX specs
+// (a MessagePack map; docs/redis-schema.md), into its fields; nullopt when
+// malformed. The latest error (`error`, JSON) is also
 // read into err_class, err_code, err_msg and err_sig unless `with_error` is
 // false (a failure's decision has no use for them).
 std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed,

@@ -1,5 +1,6 @@
 // Decoding the Redis job records: the MessagePack maps the scripts write
 // (docs/redis-schema.md). Internal to the Redis backend.
+#include <charconv>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -217,9 +218,8 @@ class MsgPack {
   int depth_ = 0;
 };
 
-}  // namespace
-
-bool ForEachField(std::string_view packed, const FieldVisitor& visit) {
+// A MessagePack map's fields (above).
+bool ForEachPackedField(std::string_view packed, const FieldVisitor& visit) {
   MsgPack in(packed);
   std::optional<uint32_t> size = in.MapSize();
   if (!size) return false;
@@ -235,6 +235,80 @@ bool ForEachField(std::string_view packed, const FieldVisitor& visit) {
     }
   }
   return in.done();
+}
+
+// The worker as a record's text holds it: '%' and ',' written as %25 and
+// %2C (lua/include/record.lua). False when an escape is malformed.
+bool Unescape(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= in.size()) return false;
+    auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16);
+    if (ec != std::errc() || p != in.data() + i + 3) return false;
+    out->push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ForEachField(std::string_view packed, const FieldVisitor& visit) {
+  if (packed.empty()) return false;
+  // A MessagePack map: a spec, or a record written by an earlier version.
+  if (static_cast<uint8_t>(packed[0]) >= 0x80) return ForEachPackedField(packed, visit);
+  // A record's text (lua/include/record.lua): ten fields, each followed by
+  // a comma, then the length of the latest error, a comma and the error,
+  // then the rest as a MessagePack map or nothing. Empty fields are absent
+  // ones; all but s, w and tr are integers.
+  static constexpr std::string_view kHead[] = {"s", "n", "u", "l", "sa", "w", "tr", "r", "pr", "a"};
+  size_t pos = 0;
+  std::string worker;
+  auto next = [&](std::string_view* text) {
+    size_t comma = packed.find(',', pos);
+    if (comma == std::string_view::npos) return false;
+    *text = packed.substr(pos, comma - pos);
+    pos = comma + 1;
+    return true;
+  };
+  auto integer = [](std::string_view text, int64_t* v) {
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), *v);
+    return ec == std::errc() && p == text.data() + text.size();
+  };
+  for (std::string_view name : kHead) {
+    std::string_view text;
+    if (!next(&text)) return false;
+    if (text.empty()) continue;
+    if (name == "s" || name == "tr") {
+      visit(name, text, std::nullopt);
+    } else if (name == "w") {
+      if (!Unescape(text, &worker)) return false;
+      visit(name, worker, std::nullopt);
+    } else {
+      int64_t v = 0;
+      if (!integer(text, &v)) return false;
+      visit(name, std::string_view(), v);
+      // The success of attempt n is not written yet (m in a MessagePack record).
+      if (name == "sa") visit("m", std::string_view(), 1);
+    }
+  }
+  std::string_view error_length;
+  if (!next(&error_length)) return false;
+  if (!error_length.empty()) {
+    int64_t length = 0;
+    if (!integer(error_length, &length) || length < 0 ||
+        static_cast<uint64_t>(length) > packed.size() - pos) {
+      return false;
+    }
+    visit("e", packed.substr(pos, static_cast<size_t>(length)), std::nullopt);
+    pos += static_cast<size_t>(length);
+  }
+  return pos == packed.size() || ForEachPackedField(packed.substr(pos), visit);
 }
 
 std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed,

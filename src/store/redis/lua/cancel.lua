@@ -11,12 +11,13 @@
 local prefix, counters, unique = KEYS[1], KEYS[8], KEYS[7]
 
 --@include history.lua
+--@include record.lua
 local sets = {scheduled = KEYS[2], ready = KEYS[3], retry_wait = KEYS[4], active = KEYS[5]}
 local now, id = tonumber(ARGV[1]), ARGV[2]
 local jobs_key = prefix .. 'jobs'
 local packed = redis.call('HGET', jobs_key, id)
 if not packed then return {-1} end
-local j = cmsgpack.unpack(packed)
+local j = decode(packed)
 local state = j.s
 if not sets[state] then return {0, state} end
 redis.call('ZREM', sets[state], id)
@@ -34,9 +35,9 @@ if state == 'active' then
   records[#records + 1] = cjson.encode(record)
 end
 if j.k and redis.call('HGET', unique, j.k) == id then redis.call('HDEL', unique, j.k) end
-j.s, j.u, j.dr, j.da, j.de = 'cancelled', now, 'cancelled', now, ARGV[5]
+j.s, j.u, j.dr, j.da, j.de = 'cancelled', ARGV[1], 'cancelled', now, ARGV[5]
 j.w, j.l, j.a = nil, nil, nil
-redis.call('HSET', jobs_key, id, cmsgpack.pack(j))
+redis.call('HSET', jobs_key, id, encode(j))
 redis.call('ZADD', KEYS[6], now, id)
 records[#records + 1] = cjson.encode({'e', now, state, 'cancelled', 'cancelled', ARGV[3], ARGV[4]})
 local field = hist_field(id, j.n)

@@ -34,6 +34,7 @@ end
 local prefix, ready, active, counters = KEYS[1], KEYS[2], KEYS[5], KEYS[6]
 
 --@include history.lua
+--@include record.lua
 local jobs_key = prefix .. 'jobs'
 local worker, max, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 -- Numbers are turned into text once here, not per job: Lua formats every
@@ -45,7 +46,7 @@ local now_s, expires_s = tostring(now), tostring(expires)
 -- here): one command per job costs more than the record itself.
 local function read_records(ids)
   local vals = redis.call('HMGET', jobs_key, unpack(ids))
-  for i = 1, #ids do vals[i] = vals[i] and cmsgpack.unpack(vals[i]) end
+  for i = 1, #ids do vals[i] = vals[i] and decode(vals[i]) end
   return vals
 end
 
@@ -60,10 +61,10 @@ for _, due in ipairs({KEYS[3], KEYS[4]}) do
       local j = records[i]
       if j then
         local from = j.s
-        j.s, j.u = 'ready', now
+        j.s, j.u = 'ready', now_s
         entries[#entries + 1] = j.pr and j.r - j.pr * 17592186044416 or j.r
         entries[#entries + 1] = id
-        set[#set + 1], set[#set + 2] = id, cmsgpack.pack(j)
+        set[#set + 1], set[#set + 2] = id, encode(j)
         hist_ids[#hist_ids + 1] = hist_field(id, j.n)
         entries_hist[#hist_ids] = '["e",' .. now_s .. ',"' .. from .. '","ready","due","system",""]'
       end
@@ -91,23 +92,36 @@ local out = {now}
 local ids = redis.call('ZRANGE', ready, 0, max - 1)
 if #ids == 0 then return out end
 redis.call('ZREMRANGEBYRANK', ready, 0, #ids - 1)
-local records = read_records(ids)
+local vals = redis.call('HMGET', jobs_key, unpack(ids))
 local specs = redis.call('HMGET', prefix .. 'specs', unpack(ids))
 local leases, set = {}, {}  -- active entries and records, written after the loop
 local by_trigger = {}
 local claimed = 0
+-- The record is rewritten as text (record.lua): its first four fields and w
+-- are the claim's, the rest is kept as it was, with the trigger (tr) read.
+local worker_field = record_escape(worker)
+local head_tail = now_s .. ',' .. expires_s .. ',,' .. worker_field .. ','
+local match = string.match
 for i, id in ipairs(ids) do
-  local j = records[i]
-  if j then  -- always: a ready entry has its record
-    local token = (j.n or 0) + 1
-    j.n, j.s, j.w, j.l, j.u = token, 'active', worker, expires, now
-    local packed = cmsgpack.pack(j)
-    set[#set + 1], set[#set + 2] = id, packed
-    leases[#leases + 1], leases[#leases + 2] = expires_s, id
-    local trigger = j.tr or 'initial'
-    by_trigger[trigger] = (by_trigger[trigger] or 0) + 1
-    out[#out + 1], out[#out + 2], out[#out + 3] = id, specs[i], packed
+  local v = vals[i]
+  if v then  -- always: a ready entry has its record
+    local n, rest, trigger
+    if string.byte(v) < 128 then
+      n, rest, trigger = match(v, '^[^,]*,(%d*),[^,]*,[^,]*,[^,]*,[^,]*,(([^,]*).*)$')
+    end
+    if not n then  -- an earlier version's record (record.lua)
+      local j = decode(v)
+      n, trigger = j.n or 0, j.tr or ''
+      j.s, j.u, j.l, j.sa, j.w = 'ready', nil, nil, nil, nil
+      rest = match(encode(j), '^[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,(.*)$')
+    end
+    local packed = 'active,' .. record_num((tonumber(n) or 0) + 1) .. ',' .. head_tail .. rest
     claimed = claimed + 1
+    set[2 * claimed - 1], set[2 * claimed] = id, packed
+    leases[2 * claimed - 1], leases[2 * claimed] = expires_s, id
+    out[3 * claimed - 1], out[3 * claimed], out[3 * claimed + 1] = id, specs[i], packed
+    if trigger == '' then trigger = 'initial' end
+    by_trigger[trigger] = (by_trigger[trigger] or 0) + 1
   end
 end
 if claimed == 0 then return out end

@@ -31,32 +31,55 @@ local done, refused = 0, 0
 
 local ids = {}
 for i = 3, #ARGV - 1, 2 do ids[#ids + 1] = ARGV[i] end
-read_records(ids)
+read_stored(ids)
 
+-- The worker as its records hold it (record.lua), to compare without decoding.
+local actor_field = record_escape(actor)
+local match, find = string.match, string.find
 local ended, finished = {}, {}
+local n_ended = 0
 for i, id in ipairs(ids) do
-  local token = tonumber(ARGV[2 + 2 * i])  -- ids[i] is ARGV[1 + 2 * i]
-  local j = records[id]
-  if not j then
-    out[#out + 1] = -1
-  elseif j.s ~= 'active' or j.n ~= token then
-    local note = 'completion with lease token ' .. ARGV[2 + 2 * i] .. ' refused: the job is ' .. j.s
-    if j.s == 'active' then note = note .. ' under token ' .. j.n end
-    write_pending(id, j)  -- so that the refusal reads after what came before it
-    append(id, j, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
-    refused = refused + 1
-    out[#out + 1] = {0, j.s, j.n or 0}
-  else
-    ended[#ended + 1] = id
-    finished[#finished + 1], finished[#finished + 2] = now_s, id
-    if j.k and redis.call('HGET', unique, j.k) == id then redis.call('HDEL', unique, j.k) end
-    -- No history record: the record keeps the attempt's start (sa), its end
-    -- (u), its worker (w) and the actor when another (xa), flagged m.
-    j.s, j.sa, j.u, j.l, j.m = 'completed', j.u, now, nil, 1
-    if j.w ~= actor then j.xa = actor end
+  local token_s = ARGV[2 + 2 * i]  -- ids[i] is ARGV[1 + 2 * i]
+  local v = stored[id]
+  -- The common case, on the text (record.lua): the job is active under this
+  -- token, its worker acks it, and the rest has no unique key to release
+  -- ("\161k" is the name k in MessagePack; its absence rules one out).
+  -- The record becomes completed: u the end, sa the start, l cleared.
+  local n, u, w, rest
+  if v and not records[id] then
+    n, u, w, rest = match(v, '^active,(%d*),(%d*),[^,]*,[^,]*,([^,]*),(.*)$')
+  end
+  if n == token_s and w == actor_field and not find(rest, '\161k', 1, true) then
+    stored[id] = 'completed,' .. n .. ',' .. now_s .. ',,' .. u .. ',' .. w .. ',' .. rest
     changed[id] = true
+    n_ended = n_ended + 1
+    ended[n_ended], finished[2 * n_ended - 1], finished[2 * n_ended] = id, now_s, id
     done = done + 1
-    out[#out + 1] = 1
+    out[i + 1] = 1
+  else
+    local token = tonumber(token_s)
+    local j = record_of(id)
+    if not j then
+      out[i + 1] = -1
+    elseif j.s ~= 'active' or j.n ~= token then
+      local note = 'completion with lease token ' .. token_s .. ' refused: the job is ' .. j.s
+      if j.s == 'active' then note = note .. ' under token ' .. j.n end
+      write_pending(id, j)  -- so that the refusal reads after what came before it
+      append(id, j.n, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
+      refused = refused + 1
+      out[i + 1] = {0, j.s, j.n or 0}
+    else
+      n_ended = n_ended + 1
+      ended[n_ended], finished[2 * n_ended - 1], finished[2 * n_ended] = id, now_s, id
+      if j.k and redis.call('HGET', unique, j.k) == id then redis.call('HDEL', unique, j.k) end
+      -- No history record: the record keeps the attempt's start (sa), its
+      -- end (u), its worker (w) and the actor when another (xa).
+      j.s, j.sa, j.u, j.l = 'completed', j.u, now_s, nil
+      if j.w ~= actor then j.xa = actor end
+      changed[id] = true
+      done = done + 1
+      out[i + 1] = 1
+    end
   end
 end
 write_records()

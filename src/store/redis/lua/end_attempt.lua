@@ -61,62 +61,98 @@ end
 
 local ids = {}
 for b = 0, #ARGV - 19, 19 do ids[#ids + 1] = ARGV[b + 2] end
-read_records(ids)
+read_stored(ids)
 
+local match, sub = string.match, string.sub
 for b = 0, #ARGV - 19, 19 do
-  local now, id, token, actor = tonumber(ARGV[b + 1]), ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4]
-  local j = records[id]
-  if not j then
-    out[#out + 1] = -1
-  elseif j.s ~= 'active' or j.n ~= token or ARGV[b + 8] == '' or
-         (ARGV[b + 19] ~= '' and j.u ~= tonumber(ARGV[b + 19])) then
-    if ARGV[b + 6] == '1' then
-      local note = ARGV[b + 5] .. ' with lease token ' .. ARGV[b + 3] .. ' refused: the job is ' .. j.s
-      if j.s == 'active' then note = note .. ' under token ' .. j.n end
-      if j.s == 'active' and j.n == token then note = note .. ' of another claim' end
-      write_pending(id, j)  -- so that the refusal reads after what came before it
-      append(id, j, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
-      counts.stale_refused = (counts.stale_refused or 0) + 1
-    end
-    out[#out + 1] = {0, j.s, j.n or 0}
-  else
-    local to, run_at = ARGV[b + 8], tonumber(ARGV[b + 9])
-    ended[#ended + 1] = id
+  local id, token_s, to = ARGV[b + 2], ARGV[b + 3], ARGV[b + 8]
+  -- The common case, on the text (record.lua): the lease is the job's, the
+  -- store made the start record (or it was written), and the record has no
+  -- MessagePack rest and gets none (not dead, no delay or streak to keep):
+  -- its fields are rewritten without decoding it.
+  local v = stored[id]
+  local n, u, tr, r, pr, a, el, at
+  if v and not records[id] and to ~= '' and to ~= 'dead' then
+    n, u, tr, r, pr, a, el, at =
+      match(v, '^active,(%d*),(%d*),[^,]*,[^,]*,[^,]*,([^,]*),([^,]*),([^,]*),([^,]*),(%d*),()')
+  end
+  local ld, st, start, started = ARGV[b + 11], ARGV[b + 12], ARGV[b + 18], ARGV[b + 19]
+  if n == token_s and (started == '' or u == started) and (start ~= '' or a == n) and
+     (ld == '' or ld == '0') and (st == '' or st == '0') and at + (tonumber(el) or 0) == #v + 1 then
+    local now_s = ARGV[b + 1]
+    append(id, n, a == n and ARGV[b + 13] or start .. '\n' .. ARGV[b + 13])
+    if ARGV[b + 10] ~= '' then tr = ARGV[b + 10] end
     local into = entries[to]
-    -- The end record, after the start record unless a refusal wrote that already.
-    if j.a == token then
-      append(id, j, ARGV[b + 13])
-    else
-      local start = ARGV[b + 18]
-      append(id, j, (start ~= '' and start or start_record(j, j.u)) .. '\n' .. ARGV[b + 13])
+    local score = now_s
+    if to == 'ready' or to == 'retry_wait' then
+      r = ARGV[b + 9]
+      score = (to == 'ready' and pr ~= '') and tonumber(r) - tonumber(pr) * 17592186044416 or r
     end
-    j.s, j.u, j.w, j.l, j.a = to, now, nil, nil, nil
-    -- Scores go to Redis as the text given where they can: Lua prints a
-    -- number slowly.
-    if to == 'ready' then
-      j.r = run_at
-      into[#into + 1] = j.pr and run_at - j.pr * 17592186044416 or ARGV[b + 9]
-    elseif to == 'retry_wait' then
-      j.r = run_at
-      into[#into + 1] = ARGV[b + 9]
-    else
-      into[#into + 1] = ARGV[b + 1]
-    end
-    into[#into + 1] = id
-    if to == 'dead' then j.dr, j.da, j.de = ARGV[b + 16], now, ARGV[b + 17] end
-    if ARGV[b + 10] ~= '' then j.tr = ARGV[b + 10] end
-    -- 0, their default, is left out: every field is decoded at each step.
-    local ld, st = ARGV[b + 11], ARGV[b + 12]
-    if ld ~= '' then j.ld = ld ~= '0' and tonumber(ld) or nil end
-    if st ~= '' then j.st = st ~= '0' and tonumber(st) or nil end
-    -- The latest error, kept as the text given: the store reads it, no step does.
-    if ARGV[b + 15] ~= '' then j.e = ARGV[b + 15] end
-    if (to == 'completed' or to == 'dead') and j.k and redis.call('HGET', unique, j.k) == id then
-      redis.call('HDEL', unique, j.k)  -- a finished job no longer holds its unique key
-    end
+    into[#into + 1], into[#into + 2] = score, id
+    local e = ARGV[b + 15]
+    if e == '' then e = sub(v, at, at + (tonumber(el) or 0) - 1) end
+    stored[id] = to .. ',' .. n .. ',' .. now_s .. ',,,,' .. tr .. ',' .. r .. ',' .. pr .. ',,' ..
+                 (e ~= '' and record_num(#e) .. ',' .. e or ',')
     changed[id] = true
+    ended[#ended + 1] = id
     for _, name in ipairs(names_of(ARGV[b + 14])) do counts[name] = (counts[name] or 0) + 1 end
     out[#out + 1] = 1
+  else
+    local now, token, actor = tonumber(ARGV[b + 1]), tonumber(token_s), ARGV[b + 4]
+    local j = record_of(id)
+    if not j then
+      out[#out + 1] = -1
+    elseif j.s ~= 'active' or j.n ~= token or ARGV[b + 8] == '' or
+           (ARGV[b + 19] ~= '' and j.u ~= ARGV[b + 19]) then
+      if ARGV[b + 6] == '1' then
+        local note = ARGV[b + 5] .. ' with lease token ' .. token_s .. ' refused: the job is ' ..
+                     j.s
+        if j.s == 'active' then note = note .. ' under token ' .. j.n end
+        if j.s == 'active' and j.n == token then note = note .. ' of another claim' end
+        write_pending(id, j)  -- so that the refusal reads after what came before it
+        append(id, j.n, cjson.encode({'e', now, j.s, '', 'stale_lease_refused', actor, note}))
+        counts.stale_refused = (counts.stale_refused or 0) + 1
+      end
+      out[#out + 1] = {0, j.s, j.n or 0}
+    else
+      local run_at = tonumber(ARGV[b + 9])
+      ended[#ended + 1] = id
+      local into = entries[to]
+      -- The end record, after the start record unless a refusal wrote that already.
+      if j.a == token then
+        append(id, j.n, ARGV[b + 13])
+      else
+        local start = ARGV[b + 18]
+        append(id, j.n, (start ~= '' and start or start_record(j, j.u)) .. '\n' .. ARGV[b + 13])
+      end
+      j.s, j.u, j.w, j.l, j.a = to, ARGV[b + 1], nil, nil, nil
+      -- Scores go to Redis as the text given where they can: Lua prints a
+      -- number slowly.
+      if to == 'ready' then
+        j.r = ARGV[b + 9]
+        into[#into + 1] = j.pr and run_at - j.pr * 17592186044416 or ARGV[b + 9]
+      elseif to == 'retry_wait' then
+        j.r = ARGV[b + 9]
+        into[#into + 1] = ARGV[b + 9]
+      else
+        into[#into + 1] = ARGV[b + 1]
+      end
+      into[#into + 1] = id
+      if to == 'dead' then j.dr, j.da, j.de = ARGV[b + 16], now, ARGV[b + 17] end
+      if ARGV[b + 10] ~= '' then j.tr = ARGV[b + 10] end
+      -- 0, their default, is left out: every field is decoded at each step.
+      local ld, st = ARGV[b + 11], ARGV[b + 12]
+      if ld ~= '' then j.ld = ld ~= '0' and tonumber(ld) or nil end
+      if st ~= '' then j.st = st ~= '0' and tonumber(st) or nil end
+      -- The latest error, kept as the text given: the store reads it, no step does.
+      if ARGV[b + 15] ~= '' then j.e = ARGV[b + 15] end
+      if (to == 'completed' or to == 'dead') and j.k and redis.call('HGET', unique, j.k) == id then
+        redis.call('HDEL', unique, j.k)  -- a finished job no longer holds its unique key
+      end
+      changed[id] = true
+      for _, name in ipairs(names_of(ARGV[b + 14])) do counts[name] = (counts[name] or 0) + 1 end
+      out[#out + 1] = 1
+    end
   end
 end
 write_records()

@@ -2,7 +2,8 @@
 --
 -- KEYS[1] prefix    "rt:{QUEUE}:" (a job is a record in the hash PREFIX jobs, its
 --                   unchanging part, payload included, in PREFIX specs, and its
---                   history a value of PREFIX hist: docs/redis-schema.md)
+--                   history a value of PREFIX hist: docs/redis-schema.md;
+--                   the record's form: include/record.lua)
 -- KEYS[2] ready     sorted set, score run_at - priority * 2^44
 -- KEYS[3] scheduled sorted set, score run_at
 -- KEYS[4] unique    hash: unique key -> id of the live job holding it
@@ -54,6 +55,7 @@ local to_ready, to_scheduled, to_all = {}, {}, {}
 -- Records are written many per command after the loop, too.
 local records, specs, histories, added = {}, {}, {}, {}
 local jobs_key = prefix .. 'jobs'
+--@include record.lua
 local seq = math.max(now * 1024, tonumber(redis.call('GET', KEYS[8]) or '0') + 1, tonumber(ARGV[4]))
 local function add_all(key, pairs, cmd)
   for i = 1, #pairs, 1000 do
@@ -74,22 +76,26 @@ for i = 0, count - 1 do
     out[#out + 1] = {0, id, 'a job with id ' .. id .. ' exists'}
   else
     local state = run_at > now and 'scheduled' or 'ready'
-    -- The id is the hash field; n (0), prio (0), trigger (initial),
-    -- seq_start (1), last_delay (0) and streak (0) are left out at their
-    -- defaults: every byte of a record is kept per job.
-    -- The record's short names are listed in docs/redis-schema.md.
-    local j = {s = state, u = now, r = run_at}
-    if prio ~= '0' then j.pr = tonumber(prio) end
+    -- The record (record.lua): state, u and r in its text; the unique key
+    -- and the deadline, when given, in its MessagePack rest. n (0), prio
+    -- (0), trigger (initial), seq_start (1), last_delay (0) and streak (0)
+    -- are left out at their defaults: every byte of a record is kept per job.
+    local rest
     if ukey ~= '' then
-      j.k = ukey
+      rest = {k = ukey}
       redis.call('HSET', unique, ukey, id)
     end
     if deadline_at ~= '' then
-      j.dl = tonumber(deadline_at)
+      rest = rest or {}
+      rest.dl = tonumber(deadline_at)
     elseif deadline_after ~= '' then
-      j.dl = now + tonumber(deadline_after)
+      rest = rest or {}
+      rest.dl = now + tonumber(deadline_after)
     end
-    records[#records + 1], records[#records + 2] = id, cmsgpack.pack(j)
+    local prio_field = prio ~= '0' and record_num(tonumber(prio)) or ''
+    records[#records + 1] = id
+    records[#records + 1] = state .. ',,' .. now_s .. ',,,,,' .. run_at_s .. ',' .. prio_field ..
+                            ',,,' .. (rest and cmsgpack.pack(rest) or '')
     -- What never changes, apart, so that the steps of the job rewrite only
     -- the record above.
     local spec = {t = jtype, p = policy, c = now, d = payload}

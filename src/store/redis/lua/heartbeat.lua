@@ -28,7 +28,7 @@ local leases, out = {}, {}
 for i, id in ipairs(ids) do
   local j = records[id]
   if j and j.s == 'active' and j.n == tonumber(ARGV[2 + 2 * i]) then
-    j.l = expires
+    j.l = expires_s
     changed[id] = true
     leases[#leases + 1], leases[#leases + 2] = expires_s, id
     out[#out + 1] = 1

@@ -9,6 +9,7 @@
 local prefix, all, counters = KEYS[1], KEYS[2], KEYS[6]
 
 --@include history.lua
+--@include record.lua
 local jobs_key = prefix .. 'jobs'
 local sets = {completed = KEYS[3], dead = KEYS[4], cancelled = KEYS[5]}
 local ids = {}
@@ -18,12 +19,20 @@ local vals = redis.call('HMGET', jobs_key, unpack(ids))
 local removed, by_state, seen = {}, {completed = {}, dead = {}, cancelled = {}}, {}
 local fields = {}  -- every history field of the removed jobs (history.lua)
 for i, id in ipairs(ids) do
-  local j = vals[i] and cmsgpack.unpack(vals[i])
-  local state = j and j.s
+  -- Only the state and the attempt count are needed: read from the text
+  -- (record.lua) unless written by an earlier version.
+  local state, n
+  if vals[i] and string.byte(vals[i]) < 128 then
+    state, n = string.match(vals[i], '^([^,]*),(%d*),')
+    n = tonumber(n)
+  elseif vals[i] then
+    local j = decode(vals[i])
+    state, n = j.s, j.n
+  end
   if state and sets[state] and not seen[id] then
     seen[id] = true
     removed[#removed + 1] = id
-    for n = 0, j.n or 0 do fields[#fields + 1] = hist_field(id, n) end
+    for k = 0, n or 0 do fields[#fields + 1] = hist_field(id, k) end
     local list = by_state[state]
     list[#list + 1] = id
   end

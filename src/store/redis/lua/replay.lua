@@ -12,11 +12,12 @@
 local prefix, ready, dead, cancelled, unique, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 --@include history.lua
+--@include record.lua
 local now, id = tonumber(ARGV[1]), ARGV[2]
 local jobs_key = prefix .. 'jobs'
 local packed = redis.call('HGET', jobs_key, id)
 if not packed then return {-1} end
-local j = cmsgpack.unpack(packed)
+local j = decode(packed)
 if j.s ~= 'dead' and j.s ~= 'cancelled' then return {0, j.s} end
 if j.k then
   local holder = redis.call('HGET', unique, j.k)
@@ -25,13 +26,13 @@ if j.k then
 end
 local from = j.s
 redis.call('ZREM', from == 'dead' and dead or cancelled, id)
-j.s, j.r, j.u, j.tr = 'ready', now, now, 'manual'
+j.s, j.r, j.u, j.tr = 'ready', ARGV[1], ARGV[1], 'manual'
 j.ss, j.ld, j.st = (j.n or 0) + 1, nil, nil  -- 0, their default, left out
 j.rb, j.rn, j.ra, j.rm = ARGV[3], ARGV[4], now, ARGV[5]
 j.dr, j.da, j.de = nil, nil, nil
 j.b = tonumber(ARGV[6])  -- nil for a fresh budget
 if ARGV[7] ~= '' then j.dl = tonumber(ARGV[7]) end
-redis.call('HSET', jobs_key, id, cmsgpack.pack(j))
+redis.call('HSET', jobs_key, id, encode(j))
 redis.call('ZADD', ready, now - (j.pr or 0) * 17592186044416, id)
 local event = cjson.encode({'e', now, from, 'ready', 'replayed', ARGV[3], ARGV[8]})
 local field = hist_field(id, j.n)

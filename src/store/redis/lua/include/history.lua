@@ -7,8 +7,8 @@
 -- whole history back and writing it longer.
 
 local hist_suffix = {}  -- n -> '#n': Lua prints a number slowly
-local function hist_field(id, n)
-  if not n or n == 0 then return id end
+local function hist_field(id, n)  -- n: a number, or its text
+  if not n or n == 0 or n == '' or n == '0' then return id end
   local suffix = hist_suffix[n]
   if not suffix then
     suffix = '#' .. n

@@ -7,6 +7,7 @@
 local jobs_key, hist_key = prefix .. 'jobs', prefix .. 'hist'
 
 --@include history.lua
+--@include record.lua
 
 -- Runs cmd on key with args, up to 1,000 values per command (the most Lua's
 -- unpack takes safely); returns the replies' elements in order. One command
@@ -20,29 +21,53 @@ local function each_chunk(cmd, key, args)
   return got
 end
 
--- id -> decoded record (false: no such job); ids whose record changed.
-local records, changed = {}, {}
+-- id -> the record's text as read or last rewritten (false: no such job);
+-- id -> its decoded record (record.lua), for the jobs a step decoded; ids
+-- whose record changed.
+local stored, records, changed = {}, {}, {}
 
--- Reads the records of ids. A job named twice is read once, so that its
--- second occurrence sees what the first did.
-local function read_records(ids)
+-- Reads the records of ids as text. A job named twice is read once, so that
+-- its second occurrence sees what the first did.
+local function read_stored(ids)
   local vals = each_chunk('HMGET', jobs_key, ids)
   for i, id in ipairs(ids) do
-    if records[id] == nil then records[id] = vals[i] and cmsgpack.unpack(vals[i]) or false end
+    if stored[id] == nil then stored[id] = vals[i] or false end
   end
 end
 
+-- The decoded record of a job read (false: no such job); changes made to it
+-- are written by write_records once changed[id] is set.
+local function record_of(id)
+  local j = records[id]
+  if j == nil then
+    j = stored[id] and decode(stored[id]) or false
+    records[id] = j
+  end
+  return j
+end
+
+-- Reads and decodes the records of ids (records[id]).
+local function read_records(ids)
+  read_stored(ids)
+  for _, id in ipairs(ids) do record_of(id) end
+end
+
+-- Writes the records changed: a decoded one encoded, else its text (a step
+-- that rewrote it without decoding sets stored[id]).
 local function write_records()
   local set = {}
-  for id in pairs(changed) do set[#set + 1], set[#set + 2] = id, cmsgpack.pack(records[id]) end
+  for id in pairs(changed) do
+    set[#set + 1], set[#set + 2] = id, records[id] and encode(records[id]) or stored[id]
+  end
   each_chunk('HSET', jobs_key, set)
 end
 
 -- History records to append, per history field (history.lua), joined by
--- newlines as stored. j is the job's record: its attempt count says where.
+-- newlines as stored. n is the job's attempt count (a number or its text):
+-- it says where.
 local appended, appended_ids = {}, {}
-local function append(id, j, text)
-  local field = hist_field(id, j.n)
+local function append(id, n, text)
+  local field = hist_field(id, n)
   local before = appended[field]
   if before then
     appended[field] = before .. '\n' .. text
@@ -76,17 +101,17 @@ end
 -- Writes the records a job's record stands for, before anything follows
 -- them in its history: a running attempt's start (claim.lua writes none), or
 -- a success's start and end (complete.lua writes none: the record keeps what
--- they hold, flagged m).
+-- they hold, sa set).
 local function write_pending(id, j)
   if j.s == 'active' and j.a ~= j.n then
-    append(id, j, start_record(j, j.u))
+    append(id, j.n, start_record(j, j.u))
     j.a = j.n
     changed[id] = true
-  elseif j.m then
+  elseif j.sa then
     local x = '["x",' .. j.n .. ',' .. j.u .. ',"succeeded",null,null,"completed","succeeded",' ..
               (j.xa and cjson.encode(j.xa) or 'null') .. ',""]'
-    append(id, j, j.a == j.n and x or start_record(j, j.sa) .. '\n' .. x)
-    j.m, j.sa, j.xa, j.w, j.a = nil, nil, nil, nil, nil
+    append(id, j.n, j.a == j.n and x or start_record(j, j.sa) .. '\n' .. x)
+    j.sa, j.xa, j.w, j.a = nil, nil, nil, nil
     changed[id] = true
   end
 end
