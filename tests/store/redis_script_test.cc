@@ -756,10 +756,10 @@ TEST_F(RedisScriptTest, RecordsWrittenByAnEarlierVersionAreReadAndRewrittenAsTex
   EXPECT_EQ(Field("c", "success_unwritten"), "(nil)");
 }
 
-TEST_F(RedisScriptTest, AFailureRewritesTheSameFieldsWhetherOrNotTheRecordHasARest) {
-  // b's unique key is in its record's MessagePack rest, so the script
-  // decodes it; a's record has none and is rewritten as text
-  // (lua/include/record.lua). Both must come out the same.
+TEST_F(RedisScriptTest, AFailureRewritesTheSameFieldsWithOrWithoutDecodingTheRecord) {
+  // a's record is rewritten as text (lua/include/record.lua); b's is
+  // decoded, because the script makes its start record (none given), then
+  // because its success releases its unique key. Both must come out the same.
   now_ = std::to_string(Now());  // one time for both
   Enqueue({{.id = "a", .prio = 3}, {.id = "b", .prio = 3, .unique = "u"}});
   Reply claimed = Claim(2);
@@ -767,9 +767,10 @@ TEST_F(RedisScriptTest, AFailureRewritesTheSameFieldsWhetherOrNotTheRecordHasARe
   const std::string started = std::to_string(claimed.elements[0].integer);
   last_delay_ = "0";
   started_ = started;
-  start_ = R"(["a",1,"initial","w1",)" + started + ",0]";
+  const std::string given_start = R"(["a",1,"initial","w1",)" + started + ",0]";
   const std::string run_at = std::to_string(Now() + 5000);
   for (const char* id : {"a", "b"}) {
+    start_ = id == std::string("a") ? given_start : "";
     EXPECT_EQ(End(id, 1, "ready", "retry_scheduled", "failed", run_at).integer, 1) << id;
   }
   std::map<std::string, std::string> a =
@@ -784,7 +785,8 @@ TEST_F(RedisScriptTest, AFailureRewritesTheSameFieldsWhetherOrNotTheRecordHasARe
   EXPECT_EQ(a.at("trigger"), "auto");
   EXPECT_EQ(a.at("err_code"), "X");
   EXPECT_EQ(a.count("worker") + a.count("lease") + a.count("start_written"), 0u);
-  EXPECT_EQ(History("a"), History("b")) << "the start the store made, then the end";
+  EXPECT_EQ(History("a"), History("b"))
+      << "the start, made by the store or the script, then the end";
   EXPECT_EQ(History("a").size(), 3u);
   for (const char* id : {"a", "b"}) {
     EXPECT_EQ(conn_->Command({"ZSCORE", QueueKeys("q").Ready(), id})->str,
@@ -804,6 +806,24 @@ TEST_F(RedisScriptTest, AFailureRewritesTheSameFieldsWhetherOrNotTheRecordHasARe
     EXPECT_EQ(Field(id, "err_code"), "X") << "the latest error stays";
   }
   EXPECT_TRUE(conn_->Command({"HGET", QueueKeys("q").Unique(), "u"})->IsNil());
+}
+
+TEST_F(RedisScriptTest, ALastDelayRecordedBeforeIsClearedByAFailureWithNone) {
+  Enqueue({{.id = "a"}});
+  Reply claimed = Claim(1);
+  last_delay_ = "100";
+  EXPECT_EQ(End("a", 1, "ready", "retry_scheduled", "failed", "1").integer, 1);
+  EXPECT_EQ(Field("a", "last_delay"), "100");
+  claimed = Claim(1);
+  ASSERT_EQ(Claimed(claimed).size(), 1u);
+  // Attempt 2 fails with no delay: the record's rest, which holds the old
+  // one, must change, though the store gave the start record.
+  last_delay_ = "0";
+  started_ = std::to_string(claimed.elements[0].integer);
+  start_ = R"(["a",2,"auto","w1",)" + started_ + ",0]";
+  EXPECT_EQ(End("a", 2, "ready", "retry_scheduled", "failed", "1").integer, 1);
+  EXPECT_EQ(Field("a", "last_delay"), "(nil)");
+  EXPECT_EQ(Field("a", "n"), "2");
 }
 
 TEST_F(RedisScriptTest, HeartbeatExtendsOnlyCurrentLeases) {

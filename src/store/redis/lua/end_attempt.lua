@@ -63,22 +63,36 @@ local ids = {}
 for b = 0, #ARGV - 19, 19 do ids[#ids + 1] = ARGV[b + 2] end
 read_stored(ids)
 
-local match, sub = string.match, string.sub
+local match, sub, find = string.match, string.sub, string.find
+-- Whether a step that sets last_delay or streak to `value` leaves the
+-- MessagePack rest as it is: "" keeps the field, "0" removes it (so the rest
+-- must not hold it: `name` is its name as MessagePack writes it; a false
+-- match in other bytes only costs the slow path), another value sets it.
+local function keeps(value, rest, name)
+  return value == '' or (value == '0' and not find(rest, name, 1, true))
+end
 for b = 0, #ARGV - 19, 19 do
   local id, token_s, to = ARGV[b + 2], ARGV[b + 3], ARGV[b + 8]
   -- The common case, on the text (record.lua): the lease is the job's, the
-  -- store made the start record (or it was written), and the record has no
-  -- MessagePack rest and gets none (not dead, no delay or streak to keep):
-  -- its fields are rewritten without decoding it.
+  -- store made the start record (or it was written), and nothing in the
+  -- record's MessagePack rest changes (not dead, no delay or streak to set,
+  -- no unique key to release): its fields and error are rewritten and the
+  -- rest kept as it is, without decoding it.
   local v = stored[id]
   local n, u, tr, r, pr, a, el, at
   if v and not records[id] and to ~= '' and to ~= 'dead' then
     n, u, tr, r, pr, a, el, at =
       match(v, '^active,(%d*),(%d*),[^,]*,[^,]*,[^,]*,([^,]*),([^,]*),([^,]*),([^,]*),(%d*),()')
   end
-  local ld, st, start, started = ARGV[b + 11], ARGV[b + 12], ARGV[b + 18], ARGV[b + 19]
-  if n == token_s and (started == '' or u == started) and (start ~= '' or a == n) and
-     (ld == '' or ld == '0') and (st == '' or st == '0') and at + (tonumber(el) or 0) == #v + 1 then
+  local start, started, rest = ARGV[b + 18], ARGV[b + 19]
+  if n == token_s and (started == '' or u == started) and (start ~= '' or a == n) then
+    rest = sub(v, at + (tonumber(el) or 0))
+    if not (keeps(ARGV[b + 11], rest, '\162ld') and keeps(ARGV[b + 12], rest, '\162st') and
+            (to ~= 'completed' or not find(rest, '\161k', 1, true))) then
+      rest = nil
+    end
+  end
+  if rest then
     local now_s = ARGV[b + 1]
     append(id, n, a == n and ARGV[b + 13] or start .. '\n' .. ARGV[b + 13])
     if ARGV[b + 10] ~= '' then tr = ARGV[b + 10] end
@@ -92,7 +106,7 @@ for b = 0, #ARGV - 19, 19 do
     local e = ARGV[b + 15]
     if e == '' then e = sub(v, at, at + (tonumber(el) or 0) - 1) end
     stored[id] = to .. ',' .. n .. ',' .. now_s .. ',,,,' .. tr .. ',' .. r .. ',' .. pr .. ',,' ..
-                 (e ~= '' and record_num(#e) .. ',' .. e or ',')
+                 (e ~= '' and record_num(#e) .. ',' .. e or ',') .. rest
     changed[id] = true
     ended[#ended + 1] = id
     for _, name in ipairs(names_of(ARGV[b + 14])) do counts[name] = (counts[name] or 0) + 1 end

@@ -23,12 +23,14 @@ local expires_s = tostring(expires)
 
 local ids = {}
 for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
-read_records(ids)
+read_stored(ids)
 local leases, out = {}, {}
 for i, id in ipairs(ids) do
-  local j = records[id]
-  if j and j.s == 'active' and j.n == tonumber(ARGV[2 + 2 * i]) then
-    j.l = expires_s
+  -- The lease's expiry (l) is replaced in the record's text (record.lua).
+  local n, u, rest
+  if stored[id] then n, u, rest = string.match(stored[id], '^active,(%d*),(%d*),[^,]*,(.*)$') end
+  if n and n ~= '' and tonumber(n) == tonumber(ARGV[2 + 2 * i]) then
+    stored[id] = 'active,' .. n .. ',' .. u .. ',' .. expires_s .. ',' .. rest
     changed[id] = true
     leases[#leases + 1], leases[#leases + 2] = expires_s, id
     out[#out + 1] = 1
