@@ -31,7 +31,7 @@ local done, refused = 0, 0
 
 local ids = {}
 for i = 3, #ARGV - 1, 2 do ids[#ids + 1] = ARGV[i] end
-read_stored(ids)
+local vals = read_stored(ids)
 
 -- The worker as its records hold it (record.lua), to compare without decoding.
 local actor_field = record_escape(actor)
@@ -41,6 +41,7 @@ local n_ended = 0
 for i, id in ipairs(ids) do
   local token_s = ARGV[2 + 2 * i]  -- ids[i] is ARGV[1 + 2 * i]
   local v = stored[id]
+  if v == nil then v = vals[i] end
   -- The common case, on the text (record.lua): the job is active under this
   -- token, its worker acks it, and the rest has no unique key to release
   -- ("\161k" is the name k in MessagePack; its absence rules one out).
@@ -50,15 +51,14 @@ for i, id in ipairs(ids) do
     n, u, w, rest = match(v, '^active,(%d*),(%d*),[^,]*,[^,]*,([^,]*),(.*)$')
   end
   if n == token_s and w == actor_field and not find(rest, '\161k', 1, true) then
-    stored[id] = 'completed,' .. n .. ',' .. now_s .. ',,' .. u .. ',' .. w .. ',' .. rest
-    changed[id] = true
+    rewrite(id, 'completed,' .. n .. ',' .. now_s .. ',,' .. u .. ',' .. w .. ',' .. rest)
     n_ended = n_ended + 1
     ended[n_ended], finished[2 * n_ended - 1], finished[2 * n_ended] = id, now_s, id
     done = done + 1
     out[i + 1] = 1
   else
     local token = tonumber(token_s)
-    local j = record_of(id)
+    local j = record_of(id, vals[i])
     if not j then
       out[i + 1] = -1
     elseif j.s ~= 'active' or j.n ~= token then

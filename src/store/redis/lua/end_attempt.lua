@@ -61,7 +61,7 @@ end
 
 local ids = {}
 for b = 0, #ARGV - 19, 19 do ids[#ids + 1] = ARGV[b + 2] end
-read_stored(ids)
+local vals = read_stored(ids)
 
 local match, sub, find = string.match, string.sub, string.find
 -- Whether a step that sets last_delay or streak to `value` leaves the
@@ -78,7 +78,9 @@ for b = 0, #ARGV - 19, 19 do
   -- record's MessagePack rest changes (not dead, no delay or streak to set,
   -- no unique key to release): its fields and error are rewritten and the
   -- rest kept as it is, without decoding it.
+  local read = vals[b / 19 + 1]
   local v = stored[id]
+  if v == nil then v = read end
   local n, u, tr, r, pr, a, el, at
   if v and not records[id] and to ~= '' and to ~= 'dead' then
     n, u, tr, r, pr, a, el, at =
@@ -105,15 +107,14 @@ for b = 0, #ARGV - 19, 19 do
     into[#into + 1], into[#into + 2] = score, id
     local e = ARGV[b + 15]
     if e == '' then e = sub(v, at, at + (tonumber(el) or 0) - 1) end
-    stored[id] = to .. ',' .. n .. ',' .. now_s .. ',,,,' .. tr .. ',' .. r .. ',' .. pr .. ',,' ..
-                 (e ~= '' and record_num(#e) .. ',' .. e or ',') .. rest
-    changed[id] = true
+    rewrite(id, to .. ',' .. n .. ',' .. now_s .. ',,,,' .. tr .. ',' .. r .. ',' .. pr .. ',,' ..
+                (e ~= '' and record_num(#e) .. ',' .. e or ',') .. rest)
     ended[#ended + 1] = id
     for _, name in ipairs(names_of(ARGV[b + 14])) do counts[name] = (counts[name] or 0) + 1 end
     out[#out + 1] = 1
   else
     local now, token, actor = tonumber(ARGV[b + 1]), tonumber(token_s), ARGV[b + 4]
-    local j = record_of(id)
+    local j = record_of(id, read)
     if not j then
       out[#out + 1] = -1
     elseif j.s ~= 'active' or j.n ~= token or ARGV[b + 8] == '' or

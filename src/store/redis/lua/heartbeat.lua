@@ -23,15 +23,16 @@ local expires_s = tostring(expires)
 
 local ids = {}
 for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
-read_stored(ids)
+local vals = read_stored(ids)
 local leases, out = {}, {}
 for i, id in ipairs(ids) do
   -- The lease's expiry (l) is replaced in the record's text (record.lua).
   local n, u, rest
-  if stored[id] then n, u, rest = string.match(stored[id], '^active,(%d*),(%d*),[^,]*,(.*)$') end
+  local v = stored[id]
+  if v == nil then v = vals[i] end
+  if v then n, u, rest = string.match(v, '^active,(%d*),(%d*),[^,]*,(.*)$') end
   if n and n ~= '' and tonumber(n) == tonumber(ARGV[2 + 2 * i]) then
-    stored[id] = 'active,' .. n .. ',' .. u .. ',' .. expires_s .. ',' .. rest
-    changed[id] = true
+    rewrite(id, 'active,' .. n .. ',' .. u .. ',' .. expires_s .. ',' .. rest)
     leases[#leases + 1], leases[#leases + 2] = expires_s, id
     out[#out + 1] = 1
   else

@@ -21,26 +21,26 @@ local function each_chunk(cmd, key, args)
   return got
 end
 
--- id -> the record's text as read or last rewritten (false: no such job);
--- id -> its decoded record (record.lua), for the jobs a step decoded; ids
--- whose record changed.
+-- id -> the record's text as a step of this call rewrote it (rewrite,
+-- below); id -> its decoded record (record.lua), for the jobs a step
+-- decoded; ids whose decoded record changed. A job named twice in a call is
+-- read once: its second step sees what the first did.
 local stored, records, changed = {}, {}, {}
 
--- Reads the records of ids as text. A job named twice is read once, so that
--- its second occurrence sees what the first did.
+-- The records of ids as text, in order (false: no such job): what a step
+-- reads unless the call rewrote the job (stored) or decoded it (records).
 local function read_stored(ids)
-  local vals = each_chunk('HMGET', jobs_key, ids)
-  for i, id in ipairs(ids) do
-    if stored[id] == nil then stored[id] = vals[i] or false end
-  end
+  return each_chunk('HMGET', jobs_key, ids)
 end
 
--- The decoded record of a job read (false: no such job); changes made to it
--- are written by write_records once changed[id] is set.
-local function record_of(id)
+-- The decoded record of a job (false: no such job), given its text as read;
+-- changes made to it are written by write_records once changed[id] is set.
+local function record_of(id, read)
   local j = records[id]
   if j == nil then
-    j = stored[id] and decode(stored[id]) or false
+    local v = stored[id]
+    if v == nil then v = read end
+    j = v and decode(v) or false
     records[id] = j
   end
   return j
@@ -48,17 +48,28 @@ end
 
 -- Reads and decodes the records of ids (records[id]).
 local function read_records(ids)
-  read_stored(ids)
-  for _, id in ipairs(ids) do record_of(id) end
+  local vals = read_stored(ids)
+  for i, id in ipairs(ids) do record_of(id, vals[i]) end
 end
 
--- Writes the records changed: a decoded one encoded, else its text (a step
--- that rewrote it without decoding sets stored[id]).
+-- Records rewritten as text by a step that did not decode them: id, text,
+-- id, text... in order (a job named twice is in it twice: the later wins).
+-- A step that finds a job decoded (records[id]) does not rewrite it as text,
+-- so writing these first, then the decoded ones, leaves each job as the last
+-- step of the call left it.
+local rewritten, n_rewritten = {}, 0
+local function rewrite(id, text)
+  stored[id] = text
+  rewritten[n_rewritten + 1], rewritten[n_rewritten + 2] = id, text
+  n_rewritten = n_rewritten + 2
+end
+
+-- Writes the records changed: those rewritten as text, then those decoded
+-- and changed (changed[id] set), encoded.
 local function write_records()
   local set = {}
-  for id in pairs(changed) do
-    set[#set + 1], set[#set + 2] = id, records[id] and encode(records[id]) or stored[id]
-  end
+  for id in pairs(changed) do set[#set + 1], set[#set + 2] = id, encode(records[id]) end
+  each_chunk('HSET', jobs_key, rewritten)
   each_chunk('HSET', jobs_key, set)
 end
 
