@@ -740,6 +740,14 @@ TEST_F(RedisScriptTest, RecordsWrittenByAnEarlierVersionAreReadAndRewrittenAsTex
   EXPECT_EQ(Complete("a", 1).integer, 1);
   EXPECT_TRUE(conn_->Command({"HGET", k.Unique(), "u"})->IsNil());
 
+  // b's lease is extended, its token checked, as before.
+  Result<Reply> beat = conn_->Eval(heartbeat_, {k.prefix(), k.Active()},
+                                   {std::to_string(t + 100), "5000", "b", "2", "b", "1"});
+  ASSERT_TRUE(beat.ok() && !beat->IsError());
+  ASSERT_EQ(beat->elements.size(), 2u);
+  EXPECT_EQ(beat->elements[0].integer, 0) << "not its token";
+  EXPECT_EQ(beat->elements[1].integer, 1);
+  EXPECT_EQ(Field("b", "lease"), std::to_string(t + 5100));
   EXPECT_EQ(Complete("b", 1).integer, 1);
   EXPECT_EQ(Field("b", "state"), "completed");
   EXPECT_EQ(Field("b", "started"), std::to_string(t + 5));

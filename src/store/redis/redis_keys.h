@@ -20,8 +20,8 @@ class QueueKeys {
   // Scripts build these keys from the prefix: PREFIX jobs, PREFIX specs,
   // PREFIX hist.
   const std::string& prefix() const { return prefix_; }
-  // A hash of the queue's jobs: id -> the job's record (a MessagePack map),
-  // rewritten at each step.
+  // A hash of the queue's jobs: id -> the job's record (text with a
+  // MessagePack rest: docs/redis-schema.md), rewritten at each step.
   std::string Jobs() const { return prefix_ + "jobs"; }
   // A hash: id -> the job's unchanging part (a MessagePack map: type, policy,
   // created, payload, timeout), written once.

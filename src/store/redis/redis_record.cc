@@ -1,5 +1,5 @@
-// Decoding the Redis job records: the MessagePack maps the scripts write
-// (docs/redis-schema.md). Internal to the Redis backend.
+// Decoding the Redis job records and specs: text with a MessagePack rest,
+// and MessagePack maps (docs/redis-schema.md). Internal to the Redis backend.
 #include <charconv>
 #include <cstdint>
 #include <map>

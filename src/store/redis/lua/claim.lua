@@ -97,8 +97,9 @@ local specs = redis.call('HMGET', prefix .. 'specs', unpack(ids))
 local leases, set = {}, {}  -- active entries and records, written after the loop
 local by_trigger = {}
 local claimed = 0
--- The record is rewritten as text (record.lua): its first four fields and w
--- are the claim's, the rest is kept as it was, with the trigger (tr) read.
+-- The record is rewritten as text (record.lua): its first six fields (s, n,
+-- u, l, sa, w) are the claim's, the rest is kept as it was, with the
+-- trigger (tr) read.
 local worker_field = record_escape(worker)
 local head_tail = now_s .. ',' .. expires_s .. ',,' .. worker_field .. ','
 local match = string.match

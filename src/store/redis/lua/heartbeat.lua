@@ -26,13 +26,29 @@ for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 local vals = read_stored(ids)
 local leases, out = {}, {}
 for i, id in ipairs(ids) do
-  -- The lease's expiry (l) is replaced in the record's text (record.lua).
+  local token = tonumber(ARGV[2 + 2 * i])
+  -- The lease's expiry (l) is replaced in the record's text (record.lua);
+  -- a record that is not an active one's text (another state, an earlier
+  -- version's form, or decoded earlier in this call) is decoded.
   local n, u, rest
   local v = stored[id]
   if v == nil then v = vals[i] end
-  if v then n, u, rest = string.match(v, '^active,(%d*),(%d*),[^,]*,(.*)$') end
-  if n and n ~= '' and tonumber(n) == tonumber(ARGV[2 + 2 * i]) then
-    rewrite(id, 'active,' .. n .. ',' .. u .. ',' .. expires_s .. ',' .. rest)
+  if v and not records[id] then n, u, rest = string.match(v, '^active,(%d+),(%d*),[^,]*,(.*)$') end
+  local extended = false
+  if n then
+    if tonumber(n) == token then
+      rewrite(id, 'active,' .. n .. ',' .. u .. ',' .. expires_s .. ',' .. rest)
+      extended = true
+    end
+  else
+    local j = record_of(id, vals[i])
+    if j and j.s == 'active' and j.n == token then
+      j.l = expires_s
+      changed[id] = true
+      extended = true
+    end
+  end
+  if extended then
     leases[#leases + 1], leases[#leases + 2] = expires_s, id
     out[#out + 1] = 1
   else
