@@ -46,12 +46,6 @@ local function record_of(id, read)
   return j
 end
 
--- Reads and decodes the records of ids (records[id]).
-local function read_records(ids)
-  local vals = read_stored(ids)
-  for i, id in ipairs(ids) do record_of(id, vals[i]) end
-end
-
 -- Records rewritten as text by a step that did not decode them: id, text,
 -- id, text... in order (a job named twice is in it twice: the later wins).
 -- A step that finds a job decoded (records[id]) does not rewrite it as text,
