@@ -31,6 +31,8 @@ TEST_P(StoreTest, EnqueueStoresAReadyJobWithItsFieldsAndAnEvent) {
   EXPECT_FALSE(j.events[0].from);
   EXPECT_EQ(j.events[0].to, JobState::kReady);
   EXPECT_EQ(j.events[0].actor, "test");
+  EXPECT_EQ(j.events[0].at, clock_.Now());
+  EXPECT_EQ(j.events[0].note, "");
 }
 
 TEST_P(StoreTest, EnqueueWithoutPolicyGetsTheDefaultAndTheDeadlineComesFromThePolicy) {

@@ -47,9 +47,12 @@ class RedisScriptTest : public ::testing::Test {
     QueueKeys k(queue);
     std::vector<std::string> args = {now_, "test", std::to_string(jobs.size()), seq_hint};
     for (const NewJobArgs& j : jobs) {
-      args.insert(args.end(),
-                  {j.id, j.type, j.payload, j.policy, std::to_string(j.prio), j.run_at, j.unique,
-                   j.timeout, j.deadline_at, j.deadline_after, j.note, j.check});
+      args.insert(args.end(), {j.id,
+                               PackSpec(j.type, j.policy, j.payload,
+                                        j.timeout.empty() ? std::nullopt
+                                                          : std::optional(std::stoll(j.timeout))),
+                               std::to_string(j.prio), j.run_at, j.unique, j.deadline_at,
+                               j.deadline_after, j.note, j.check});
     }
     Result<Reply> r = conn_->Eval(enqueue_,
                                   {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(),
@@ -97,8 +100,9 @@ class RedisScriptTest : public ::testing::Test {
     }
     return out;
   }
-  // The history records.
-  // Every field of the job's history (ID, then ID#1, ID#2, ...), in order.
+  // The history records: every field of the job's history (ID, then ID#1,
+  // ID#2, ...), in order, after the 'enqueued' event that a job ready at once
+  // has in its spec instead (as the store reads them).
   std::vector<Json> History(const std::string& id) {
     Reply all = *conn_->Command({"HGETALL", QueueKeys("q").History()});
     std::map<int, std::string> fields;
@@ -111,6 +115,10 @@ class RedisScriptTest : public ::testing::Test {
       }
     }
     std::vector<Json> out;
+    if (std::string by = Field(id, "enq_actor"); by != "(nil)") {
+      out.push_back(
+          Json::array({"e", std::stoll(Field(id, "created")), "", "ready", "enqueued", by, ""}));
+    }
     for (const auto& [n, value] : fields) {
       std::string_view rest = value;
       while (!rest.empty()) {
@@ -206,10 +214,10 @@ TEST_F(RedisScriptTest, EnqueueAddsJobsAndRecordsTheEvent) {
                       .payload = R"({"to":"x"})",
                       .policy = "fixed(1s, retries=2)",
                       .timeout = "30000"}});
-  ASSERT_EQ(r.elements.size(), 3u) << "the time, one reply per job, the last insertion number";
+  ASSERT_EQ(r.elements.size(), 2u) << "the time and the last insertion number: nothing refused";
   int64_t now = r.elements[0].integer;
-  EXPECT_EQ(r.elements[1].elements[0].integer, 1);
-  EXPECT_EQ(r.elements[1].elements[1].str, "a");
+  EXPECT_EQ(std::to_string(r.elements[1].integer),
+            conn_->Command({"ZSCORE", QueueKeys("q").All(), "a"})->str);
   EXPECT_EQ(Field("a", "state"), "ready");
   EXPECT_EQ(Field("a", "payload"), R"({"to":"x"})");
   EXPECT_EQ(Field("a", "policy"), "fixed(1s, retries=2)");
@@ -218,6 +226,10 @@ TEST_F(RedisScriptTest, EnqueueAddsJobsAndRecordsTheEvent) {
   EXPECT_EQ(Field("a", "trigger"), "(nil)");
   EXPECT_EQ(Field("a", "created"), std::to_string(now));
   EXPECT_EQ(Field("a", "unique"), "(nil)");
+  // Ready at once: the event is in the spec (who enqueued it; the rest is
+  // known), and the job has no history entry until it is claimed.
+  EXPECT_EQ(Field("a", "enq_actor"), "test");
+  EXPECT_EQ(HistoryFields("a"), std::vector<std::string>{});
   std::vector<Json> h = History("a");
   ASSERT_EQ(h.size(), 1u);
   EXPECT_EQ(h[0], Json::parse(R"(["e", )" + std::to_string(now) +
@@ -231,19 +243,22 @@ TEST_F(RedisScriptTest, EnqueueRefusesExistingIdsAndLiveUniqueKeys) {
                      {.id = "a"},
                      {.id = "b", .unique = "k"},
                      {.id = "c", .unique = "other"}});
-  ASSERT_EQ(r.elements.size(), 6u);
-  EXPECT_EQ(r.elements[1].elements[0].integer, 1);
-  EXPECT_EQ(r.elements[2].elements[0].integer, 0);
-  EXPECT_EQ(r.elements[2].elements[2].str, "a job with id a exists");
-  EXPECT_EQ(r.elements[3].elements[0].integer, 2);
-  EXPECT_EQ(r.elements[3].elements[1].str, "a");
-  EXPECT_EQ(r.elements[3].elements[2].str, "unique key 'k' is held by live job a");
-  EXPECT_EQ(r.elements[4].elements[0].integer, 1);
+  // The time, the last insertion number, then (position, status, id, note)
+  // for each job not created.
+  ASSERT_EQ(r.elements.size(), 10u);
+  EXPECT_EQ(r.elements[2].integer, 2);
+  EXPECT_EQ(r.elements[3].integer, 0);
+  EXPECT_EQ(r.elements[4].str, "a");
+  EXPECT_EQ(r.elements[5].str, "a job with id a exists");
+  EXPECT_EQ(r.elements[6].integer, 3);
+  EXPECT_EQ(r.elements[7].integer, 2);
+  EXPECT_EQ(r.elements[8].str, "a");
+  EXPECT_EQ(r.elements[9].str, "unique key 'k' is held by live job a");
+  EXPECT_EQ(Field("c", "state"), "ready");
   EXPECT_EQ(Field("b", "state"), "(nil)") << "nothing written for a refused job";
   EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "enqueued"})->str, "2");
   // Another queue has its own keys and its own unique keys.
-  EXPECT_EQ(Enqueue({{.id = "b", .unique = "k"}}, "other-queue").elements[1].elements[0].integer,
-            1);
+  EXPECT_EQ(Enqueue({{.id = "b", .unique = "k"}}, "other-queue").elements.size(), 2u) << "created";
 }
 
 TEST_F(RedisScriptTest, InsertionNumbersFollowTimeTheQueueAndTheProducersHint) {
@@ -254,7 +269,7 @@ TEST_F(RedisScriptTest, InsertionNumbersFollowTimeTheQueueAndTheProducersHint) {
   };
   EXPECT_EQ(score("q", "a"), "1024000000") << "now_ms * 1024";
   EXPECT_EQ(score("q", "b"), "1024000001");
-  EXPECT_EQ(r.elements.back().integer, 1024000001) << "the last one given";
+  EXPECT_EQ(r.elements[1].integer, 1024000001) << "the last one given";
   Enqueue({{.id = "c"}});  // the same millisecond, the same queue: the next number
   EXPECT_EQ(score("q", "c"), "1024000002");
   // Another queue in the same millisecond: after the producer's latest, as hinted.
@@ -272,10 +287,11 @@ TEST_F(RedisScriptTest, EnqueueLooksUpOnlyProducersIds) {
   // (The store never sends one twice; this shows the lookup is what refuses.)
   Enqueue({{.id = "g", .type = "first"}});
   Reply r = Enqueue({{.id = "g", .type = "second", .check = ""}});
-  EXPECT_EQ(r.elements[1].elements[0].integer, 1);
+  EXPECT_EQ(r.elements.size(), 2u) << "created";
   EXPECT_EQ(Field("g", "type"), "second");
   r = Enqueue({{.id = "g", .type = "third"}});
-  EXPECT_EQ(r.elements[1].elements[0].integer, 0);
+  ASSERT_EQ(r.elements.size(), 6u);
+  EXPECT_EQ(r.elements[3].integer, 0) << "refused: a job with this id exists";
   EXPECT_EQ(Field("g", "type"), "second");
 }
 
@@ -290,6 +306,9 @@ TEST_F(RedisScriptTest, AFutureRunAtSchedulesAndTheDeadlineComesFromEitherForm) 
             std::to_string(later));
   EXPECT_TRUE(conn_->Command({"ZSCORE", QueueKeys("q").Ready(), "s"})->IsNil());
   EXPECT_EQ(History("s")[0][6], "due at LATER");
+  EXPECT_EQ(HistoryFields("s"), std::vector<std::string>{"s"})
+      << "a scheduled job's event, with its note, is in its history";
+  EXPECT_EQ(Field("s", "enq_actor"), "(nil)");
   EXPECT_EQ(Field("d1", "deadline"), "123");
   EXPECT_EQ(Field("d2", "deadline"), std::to_string(now + 5000));
 }
@@ -400,11 +419,8 @@ TEST_F(RedisScriptTest, EndAttemptWritesTheStartRecordTheStoreMadeOnce) {
   ASSERT_EQ(h.size(), 3u);
   EXPECT_EQ(h[1], Json::parse(start_)) << "as given, before the end";
   EXPECT_EQ(h[2][0], "x");
-  EXPECT_EQ(HistoryFields("a"), (std::vector<std::string>{"a", "a#1"}))
-      << "attempt 1's records in a field of their own";
-  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").History(), "a"})->str.find('\n'),
-            std::string::npos)
-      << "the first field keeps what came before the claim: the enqueue event";
+  EXPECT_EQ(HistoryFields("a"), (std::vector<std::string>{"a#1"}))
+      << "attempt 1's records in a field of their own (the enqueue event is in the spec)";
   // A refusal while b runs writes b's start (made by the script); its end
   // then does not write another, whatever the store gives.
   EXPECT_EQ(End("b", 9, "completed", "succeeded", "completed").elements[0].integer, 0);
@@ -892,24 +908,29 @@ TEST_F(RedisScriptTest, CancelStopsLiveJobsOnlyAndClosesARunningAttempt) {
 }
 
 TEST_F(RedisScriptTest, RemoveDeletesFinishedJobsOnly) {
-  Enqueue({{.id = "done"}, {.id = "live"}});
+  Enqueue({{.id = "done"}, {.id = "gone"}, {.id = "live"}});
   Claim(1);
   End("done", 1, "completed", "succeeded", "completed");
-  EXPECT_EQ(HistoryFields("done"), (std::vector<std::string>{"done", "done#1"}));
+  EXPECT_EQ(HistoryFields("done"), (std::vector<std::string>{"done#1"}));
+  Cancel("gone");  // recorded before any claim: in the field named by the id alone
+  EXPECT_EQ(HistoryFields("gone"), (std::vector<std::string>{"gone"}));
   QueueKeys k("q");
   Result<Reply> r =
       conn_->Eval(remove_,
                   {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
                    k.State(JobState::kCancelled), k.Counters()},
-                  {"purged", "done", "live", "missing"});
+                  {"purged", "done", "gone", "live", "missing"});
   ASSERT_TRUE(r.ok() && !r->IsError());
-  ASSERT_EQ(r->elements.size(), 1u);
+  ASSERT_EQ(r->elements.size(), 2u);
   EXPECT_EQ(r->elements[0].str, "done");
+  EXPECT_EQ(r->elements[1].str, "gone");
   EXPECT_EQ(Field("done", "state"), "(nil)");
+  EXPECT_EQ(Field("done", "type"), "(nil)") << "the spec goes too";
   EXPECT_TRUE(HistoryFields("done").empty()) << "every history field goes";
+  EXPECT_TRUE(HistoryFields("gone").empty());
   EXPECT_EQ(Field("live", "state"), "ready");
-  EXPECT_EQ(HistoryFields("live"), (std::vector<std::string>{"live"}));
-  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "purged"})->str, "1");
+  EXPECT_EQ(History("live").size(), 1u) << "the enqueue event, from the spec that stays";
+  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "purged"})->str, "2");
 }
 
 TEST_F(RedisScriptTest, AClockGivenByTheStoreReplacesTheServers) {

@@ -56,6 +56,13 @@ using FieldVisitor = std::function<void(std::string_view short_name, std::string
                                         std::optional<int64_t> integer)>;
 bool ForEachField(std::string_view packed, const FieldVisitor& visit);
 
+// The spec of a new job as enqueue.lua takes it: a MessagePack map of its
+// type (t), policy (p), payload (d) and timeout (to, when set), its header
+// counting the two fields the script adds at its end (c, the time it was
+// created, and ea, who enqueued it).
+std::string PackSpec(std::string_view type, std::string_view policy, std::string_view payload,
+                     std::optional<int64_t> timeout_ms);
+
 // A job's record or spec, as stored in PREFIX jobs (text with a MessagePack
 // rest, or a MessagePack map written by an earlier version) or PREFIX specs
 // (a MessagePack map; docs/redis-schema.md), into its fields; nullopt when

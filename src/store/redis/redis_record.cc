@@ -48,7 +48,8 @@ const std::map<std::string, std::string, std::less<>>& LongNames() {
                                                           {"d", "payload"},
                                                           {"sa", "started"},
                                                           {"m", "success_unwritten"},
-                                                          {"xa", "end_actor"}};
+                                                          {"xa", "end_actor"},
+                                                          {"ea", "enq_actor"}};
   return *names;
 }
 
@@ -237,6 +238,58 @@ bool ForEachPackedField(std::string_view packed, const FieldVisitor& visit) {
   return in.done();
 }
 
+// MessagePack as Lua's cmsgpack writes it (the smallest form of each value),
+// so that a spec packed here and one packed by a script are the same bytes.
+void PackText(std::string* out, std::string_view text) {
+  const size_t n = text.size();
+  if (n < 32) {
+    out->push_back(static_cast<char>(0xa0 | n));
+  } else if (n <= 0xff) {
+    out->push_back(static_cast<char>(0xd9));
+    out->push_back(static_cast<char>(n));
+  } else if (n <= 0xffff) {
+    out->push_back(static_cast<char>(0xda));
+    for (int shift = 8; shift >= 0; shift -= 8) out->push_back(static_cast<char>(n >> shift));
+  } else {
+    out->push_back(static_cast<char>(0xdb));
+    for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(n >> shift));
+  }
+  out->append(text);
+}
+
+void PackInteger(std::string* out, int64_t v) {
+  auto big_endian = [out](uint8_t type, uint64_t bits, int bytes) {
+    out->push_back(static_cast<char>(type));
+    for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+      out->push_back(static_cast<char>(bits >> shift));
+    }
+  };
+  if (v >= 0) {
+    const uint64_t u = static_cast<uint64_t>(v);
+    if (u <= 0x7f) {
+      out->push_back(static_cast<char>(u));
+    } else if (u <= 0xff) {
+      big_endian(0xcc, u, 1);
+    } else if (u <= 0xffff) {
+      big_endian(0xcd, u, 2);
+    } else if (u <= 0xffffffff) {
+      big_endian(0xce, u, 4);
+    } else {
+      big_endian(0xcf, u, 8);
+    }
+  } else if (v >= -32) {
+    out->push_back(static_cast<char>(v));
+  } else if (v >= -128) {
+    big_endian(0xd0, static_cast<uint64_t>(v), 1);
+  } else if (v >= -32768) {
+    big_endian(0xd1, static_cast<uint64_t>(v), 2);
+  } else if (v >= INT32_MIN) {
+    big_endian(0xd2, static_cast<uint64_t>(v), 4);
+  } else {
+    big_endian(0xd3, static_cast<uint64_t>(v), 8);
+  }
+}
+
 // The worker as a record's text holds it: '%' and ',' written as %25 and
 // %2C (lua/include/record.lua). False when an escape is malformed.
 bool Unescape(std::string_view in, std::string* out) {
@@ -309,6 +362,25 @@ bool ForEachField(std::string_view packed, const FieldVisitor& visit) {
     pos += static_cast<size_t>(length);
   }
   return pos == packed.size() || ForEachPackedField(packed.substr(pos), visit);
+}
+
+std::string PackSpec(std::string_view type, std::string_view policy, std::string_view payload,
+                     std::optional<int64_t> timeout_ms) {
+  std::string out;
+  out.reserve(payload.size() + type.size() + policy.size() + 24);
+  // A map of up to 6 fields (fixmap): these, and c and ea, which enqueue.lua adds.
+  out.push_back(static_cast<char>(0x80 | ((timeout_ms ? 4 : 3) + 2)));
+  PackText(&out, "t");
+  PackText(&out, type);
+  PackText(&out, "p");
+  PackText(&out, policy);
+  PackText(&out, "d");
+  PackText(&out, payload);
+  if (timeout_ms) {
+    PackText(&out, "to");
+    PackInteger(&out, *timeout_ms);
+  }
+  return out;
 }
 
 std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed,

@@ -274,6 +274,12 @@ Result<Job> RedisStore::LoadJob(const std::string& queue, std::string_view id) {
   RETRACED_ASSIGN_OR_RETURN(Reply hist, Conn().Command(read));
   if (hist.IsError())
     return Status::Internal("reading the history of job " + std::string(id) + ": " + hist.str);
+  // A job ready at once has its 'enqueued' event in its spec (ea), not in
+  // its history (enqueue.lua).
+  if (auto by = f->find("enq_actor"); by != f->end()) {
+    s.job.events.push_back(
+        Event{s.job.created_at, std::nullopt, JobState::kReady, "enqueued", by->second, ""});
+  }
   std::string records;
   for (const Reply& part : hist.elements) {
     if (part.IsNil()) continue;

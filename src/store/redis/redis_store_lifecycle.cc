@@ -57,10 +57,11 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
       const Job& j = built[indexes[n]];
       args.insert(
           args.end(),
-          {j.id, j.type, j.payload, FormatPolicy(j.policy), std::to_string(j.priority),
-           j.run_at > now ? MsText(j.run_at) : "", j.unique_key.value_or(""),
-           j.timeout ? std::to_string(j.timeout->count()) : "",
-           j.deadline_at ? MsText(*j.deadline_at) : "",
+          {j.id,
+           PackSpec(j.type, FormatPolicy(j.policy), j.payload,
+                    j.timeout ? std::optional(j.timeout->count()) : std::nullopt),
+           std::to_string(j.priority), j.run_at > now ? MsText(j.run_at) : "",
+           j.unique_key.value_or(""), j.deadline_at ? MsText(*j.deadline_at) : "",
            j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "",
            j.run_at > now ? "due at " + FormatTime(j.run_at) : "", jobs[indexes[n]].id ? "1" : ""});
     }
@@ -73,16 +74,25 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
                           k.Signal(), k.Seq()},
                          args));
     if (r.IsError()) return Status::Internal("script enqueue.lua: " + r.str);
+    // {now, last_seq, {i, status, id, note}...}: the jobs not created; every
+    // other one was.
+    if (r.elements.size() < 2 || (r.elements.size() - 2) % 4 != 0) {
+      return Status::Internal("enqueue.lua: unexpected reply");
+    }
     // This producer's next jobs list after these, whatever their queue.
-    for (int64_t last = last_seq_.load(), seen = r.elements.back().integer;
+    for (int64_t last = last_seq_.load(), seen = r.elements[1].integer;
          seen > last && !last_seq_.compare_exchange_weak(last, seen);) {
     }
-    for (size_t n = 0; n < indexes.size(); ++n) {
-      const Reply& one = r.elements[n + 1];
-      EnqueueResult& out = results[indexes[n]];
-      out.id = one.elements[1].str;
-      out.created = one.elements[0].integer == 1;
-      out.note = one.elements[2].str;
+    for (size_t n : indexes) results[n] = EnqueueResult{built[n].id, true, ""};
+    for (size_t e = 2; e + 3 < r.elements.size(); e += 4) {
+      const int64_t i = r.elements[e].integer;
+      if (i < 1 || static_cast<size_t>(i) > indexes.size()) {
+        return Status::Internal("enqueue.lua: unexpected reply");
+      }
+      EnqueueResult& out = results[indexes[static_cast<size_t>(i - 1)]];
+      out.created = false;
+      out.id = r.elements[e + 2].str;
+      out.note = r.elements[e + 3].str;
     }
   }
   return results;

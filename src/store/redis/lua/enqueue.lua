@@ -15,9 +15,12 @@
 -- ARGV[2] actor     who enqueues (recorded on the event)
 -- ARGV[3] count     N
 -- ARGV[4] seq_hint  the least insertion number to give (the caller's latest + 1), or 0
--- ARGV[5..]         12 values per job:
---   id, type, payload, policy, priority, run_at_ms ("" = now), unique ("" = none),
---   timeout_ms ("" = none), deadline_at_ms ("" = none), deadline_after_ms ("" = none:
+-- ARGV[5..]         9 values per job:
+--   id, spec (its MessagePack map, built by the producer, its header counting
+--   two more fields that this script adds at the end: c, when it was created,
+--   and ea, who enqueued it; ea is nil for a scheduled job, whose 'enqueued'
+--   event is in its history instead), priority, run_at_ms ("" = now), unique
+--   ("" = none), deadline_at_ms ("" = none), deadline_after_ms ("" = none:
 --   when set and deadline_at is not, the deadline is created + deadline_after),
 --   scheduled_note (the event's note when the job is scheduled: "due at <RFC 3339>"),
 --   check ("1": the producer gave the id, refuse it if a job has it; "": a generated
@@ -29,10 +32,12 @@
 -- passes its latest as the hint), in time order across producers to the
 -- millisecond, and exact as doubles until the year 2250.
 --
--- Returns: {now_ms, {status, id, note}..., last_seq}: per job, in order, where status is
---   1 created; 0 not created: a job with this id exists; 2 not created: the
---   unique key is held by the live job whose id is returned. last_seq: the
---   last insertion number given (the next hint is one more).
+-- Returns: {now_ms, last_seq, {i, status, id, note}...}: last_seq, the last
+--   insertion number given (the next hint is one more); then, for each job not
+--   created, its position i among this call's jobs (from 1), and status 0: a job
+--   with this id exists, or 2: the unique key is held by the live job whose id
+--   is returned. Every other job was created: one reply per job would cost
+--   more than its record.
 
 local now
 if ARGV[1] ~= '' then
@@ -47,7 +52,10 @@ local count = tonumber(ARGV[3])
 -- Text made once per call: Lua formats every number passed to Redis.
 local now_s = tostring(now)
 local actor_json = cjson.encode(actor)
-local out = {now}
+-- The end of every spec: c, then ea (record.lua's names), packed once.
+local spec_end = cmsgpack.pack('c') .. cmsgpack.pack(now) .. cmsgpack.pack('ea')
+local spec_end_ready, spec_end_scheduled = spec_end .. cmsgpack.pack(actor), spec_end .. '\192'
+local refused = {}
 local created = 0
 -- Sorted-set entries are added after the loop, many per command: one command
 -- per job costs more than the entry itself.
@@ -63,17 +71,17 @@ local function add_all(key, pairs, cmd)
   end
 end
 for i = 0, count - 1 do
-  local b = 5 + i * 12
-  local id, jtype, payload, policy, prio = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local b = 5 + i * 9
+  local id, spec, prio, run_at_arg = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local run_at, run_at_s = now, now_s
-  if ARGV[b + 5] ~= '' and tonumber(ARGV[b + 5]) > now then run_at, run_at_s = tonumber(ARGV[b + 5]), ARGV[b + 5] end
-  local ukey, timeout, deadline_at, deadline_after = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
-  local note = ARGV[b + 10]
+  if run_at_arg ~= '' and tonumber(run_at_arg) > now then run_at, run_at_s = tonumber(run_at_arg), run_at_arg end
+  local ukey, deadline_at, deadline_after, note = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
+  local given = ARGV[b + 8] ~= ''
   local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
   if holder then
-    out[#out + 1] = {2, holder, "unique key '" .. ukey .. "' is held by live job " .. holder}
-  elseif ARGV[b + 11] ~= '' and (added[id] or redis.call('HEXISTS', jobs_key, id) == 1) then
-    out[#out + 1] = {0, id, 'a job with id ' .. id .. ' exists'}
+    refused[#refused + 1] = {i + 1, 2, holder, "unique key '" .. ukey .. "' is held by live job " .. holder}
+  elseif given and (added[id] or redis.call('HEXISTS', jobs_key, id) == 1) then
+    refused[#refused + 1] = {i + 1, 0, id, 'a job with id ' .. id .. ' exists'}
   else
     local state = run_at > now and 'scheduled' or 'ready'
     -- The record (record.lua): state, u and r in its text; the unique key
@@ -97,26 +105,23 @@ for i = 0, count - 1 do
     records[#records + 1] = state .. ',,' .. now_s .. ',,,,,' .. run_at_s .. ',' .. prio_field ..
                             ',,,' .. (rest and cmsgpack.pack(rest) or '')
     -- What never changes, apart, so that the steps of the job rewrite only
-    -- the record above.
-    local spec = {t = jtype, p = policy, c = now, d = payload}
-    if timeout ~= '' then spec.to = tonumber(timeout) end
-    specs[#specs + 1], specs[#specs + 2] = id, cmsgpack.pack(spec)
-    added[id] = true
+    -- the record above. A job that is ready at once has its 'enqueued' event
+    -- in its spec (ea), not in its history: one hash entry less per job.
+    if given then added[id] = true end
     if state == 'scheduled' then
+      specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_scheduled
       to_scheduled[#to_scheduled + 1], to_scheduled[#to_scheduled + 2] = run_at_s, id
-      note = cjson.encode(note)
+      histories[#histories + 1] = id
+      histories[#histories + 1] = '["e",' .. now_s .. ',"","scheduled","enqueued",' .. actor_json ..
+                                  ',' .. cjson.encode(note) .. ']'
     else
+      specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_ready
       local score = prio == '0' and run_at_s or run_at - tonumber(prio) * 17592186044416
       to_ready[#to_ready + 1], to_ready[#to_ready + 2] = score, id
-      note = '""'
     end
     to_all[#to_all + 1], to_all[#to_all + 2] = seq, id  -- a number: passed exactly
     seq = seq + 1
-    histories[#histories + 1] = id
-    histories[#histories + 1] = '["e",' .. now_s .. ',"","' .. state .. '","enqueued",' .. actor_json ..
-                                ',' .. note .. ']'
     created = created + 1
-    out[#out + 1] = {1, id, ''}
   end
 end
 if created > 0 then
@@ -130,5 +135,8 @@ if created > 0 then
   redis.call('HINCRBY', counters, 'enqueued', created)
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100, '*', 'enqueued', created)
 end
-out[#out + 1] = seq - 1
+local out = {now, seq - 1}
+for _, r in ipairs(refused) do
+  out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4] = r[1], r[2], r[3], r[4]
+end
 return out
