@@ -53,17 +53,27 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     QueueKeys k(queue);
     std::vector<std::string> args = {NowArg(), std::string(actor), std::to_string(indexes.size()),
                                      std::to_string(last_seq_.load() + 1)};
-    for (size_t n = 0; n < indexes.size(); ++n) {
-      const Job& j = built[indexes[n]];
-      args.insert(
-          args.end(),
-          {j.id,
-           PackSpec(j.type, FormatPolicy(j.policy), j.payload,
-                    j.timeout ? std::optional(j.timeout->count()) : std::nullopt),
-           std::to_string(j.priority), j.run_at > now ? MsText(j.run_at) : "",
-           j.unique_key.value_or(""), j.deadline_at ? MsText(*j.deadline_at) : "",
-           j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "",
-           j.run_at > now ? "due at " + FormatTime(j.run_at) : "", jobs[indexes[n]].id ? "1" : ""});
+    args.reserve(args.size() + 9 * indexes.size());
+    // The jobs of a batch mostly share their policy: its text is made once.
+    const RetryPolicy* policy = nullptr;
+    std::string policy_text;
+    for (size_t n : indexes) {
+      const Job& j = built[n];
+      if (!policy || !(*policy == j.policy)) {
+        policy = &j.policy;
+        policy_text = FormatPolicy(j.policy);
+      }
+      const bool later = j.run_at > now;
+      args.push_back(j.id);
+      args.push_back(PackSpec(j.type, policy_text, j.payload,
+                              j.timeout ? std::optional(j.timeout->count()) : std::nullopt));
+      args.push_back(std::to_string(j.priority));
+      args.push_back(later ? MsText(j.run_at) : "");
+      args.push_back(j.unique_key.value_or(""));
+      args.push_back(j.deadline_at ? MsText(*j.deadline_at) : "");
+      args.push_back(j.policy.deadline ? std::to_string(j.policy.deadline->count()) : "");
+      args.push_back(later ? "due at " + FormatTime(j.run_at) : "");
+      args.push_back(jobs[n].id ? "1" : "");
     }
     // One round trip: the queue is registered (lookups by id ask every
     // registered queue) just ahead of the script, which writes its first job.
