@@ -218,6 +218,31 @@ TEST_P(StoreTest, CompleteReportsEachItemOnItsOwn) {
   EXPECT_EQ(Get(c[1].job.id).state, JobState::kActive);
 }
 
+TEST_P(StoreTest, AJobAckedTwiceInOneCallIsCompletedOnceAndTheSecondRefused) {
+  Add(Job());
+  Add(Job());
+  std::vector<ClaimedJob> c = ClaimN("emails", 2);
+  ASSERT_EQ(c.size(), 2u);
+  clock_.Advance(Millis(50));
+  std::vector<Completion> items = {{c[0].lease, "w1"}, {c[1].lease, "w1"}, {c[0].lease, "w1"}};
+  Result<std::vector<Status>> r = store_->Complete(items);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_TRUE((*r)[0].ok());
+  EXPECT_TRUE((*r)[1].ok());
+  EXPECT_EQ((*r)[2].code(), StatusCode::kConflict) << "the second sees the first's success";
+  for (const ClaimedJob& one : c) {
+    retraced::Job j = Get(one.job.id);
+    EXPECT_EQ(j.state, JobState::kCompleted);
+    ASSERT_EQ(j.attempts.size(), 1u);
+    EXPECT_EQ(j.attempts[0].ended_at, clock_.Now());
+  }
+  EXPECT_EQ(EventReasons(Get(c[0].job.id)),
+            (std::vector<std::string>{"enqueued", "claimed", "succeeded", "stale_lease_refused"}));
+  EXPECT_EQ(StatsOf("emails").counters["completed"], 2);
+  EXPECT_EQ(StatsOf("emails").counters["stale_refused"], 1);
+}
+
 TEST_P(StoreTest, AStaleAckIsRefusedRecordedAndChangesNothing) {
   std::string id = Add(Job());
   ClaimedJob c = ClaimOne();

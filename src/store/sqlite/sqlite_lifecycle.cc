@@ -1,4 +1,6 @@
 // The SQLite store's job lifecycle: enqueue, claim, complete, fail, heartbeat, recover.
+#include <set>
+
 #include "retraced/decide.h"
 #include "store/sqlite/sqlite_rows.h"
 #include "store/sqlite/sqlite_store.h"
@@ -7,6 +9,23 @@
 namespace retraced::sqlite {
 
 using internal::CheckActor;
+
+namespace {
+
+// Row numbers as a JSON array, for `seq IN (SELECT value FROM json_each(?))`:
+// one statement for a batch of rows. A statement run once per row opens its
+// cursors on the table and on each of its indexes again every time.
+std::string SeqArray(const std::vector<int64_t>& seqs) {
+  std::string out = "[";
+  for (int64_t seq : seqs) {
+    if (out.size() > 1) out += ',';
+    out += std::to_string(seq);
+  }
+  out += ']';
+  return out;
+}
+
+}  // namespace
 
 Result<std::vector<EnqueueResult>> SqliteStore::Enqueue(std::span<const NewJob> jobs,
                                                         std::string_view actor) {
@@ -136,23 +155,23 @@ Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
     positions.push_back(pick->Int(26) + 1);
   }
 
-  RETRACED_ASSIGN_OR_RETURN(Stmt * take,
-                            db_->Prepare("UPDATE jobs SET state = 'active', attempt_count = ?, "
-                                         "lease_token = ?, lease_worker = ?, lease_expires_at = ?, "
-                                         "updated_at = ?, history_len = ? WHERE seq = ?"));
+  // One statement takes the whole batch (SeqArray). The attempt count
+  // becomes the lease token (SET reads the row as it was).
+  RETRACED_ASSIGN_OR_RETURN(
+      Stmt * take, db_->Prepare("UPDATE jobs SET state = 'active', attempt_count = attempt_count + "
+                                "1, lease_token = attempt_count + 1, lease_worker = ?, "
+                                "lease_expires_at = ?, updated_at = ?, history_len = history_len "
+                                "+ 1 WHERE seq IN (SELECT value FROM json_each(?))"));
+  if (!claimed.empty()) {
+    take->Bind(1, req.worker).Bind(2, T(now + req.lease)).Bind(3, T(now)).Bind(4, SeqArray(seqs));
+    RETRACED_RETURN_IF_ERROR(take->Run());
+  }
   // The attempt's row stands for its 'claimed' event (see the view `history`).
   RETRACED_ASSIGN_OR_RETURN(
       Stmt * attempt, db_->Prepare("INSERT INTO attempts (job_id, n, trigger, worker, started_at, "
                                    "lateness_ms, claimed_pos) VALUES (?, ?, ?, ?, ?, ?, ?)"));
   for (size_t i = 0; i < claimed.size(); ++i) {
     const ClaimedJob& c = claimed[i];
-    take->Reset();
-    take->Bind(1, int64_t{c.attempt.n}).Bind(2, c.lease.token).Bind(3, req.worker);
-    RETRACED_RETURN_IF_ERROR(take->Bind(4, T(c.lease_expires_at))
-                                 .Bind(5, T(now))
-                                 .Bind(6, positions[i])
-                                 .Bind(7, seqs[i])
-                                 .Run());
     attempt->Reset();
     attempt->Bind(1, c.job.id).Bind(2, int64_t{c.attempt.n}).Bind(3, Name(c.attempt.trigger));
     attempt->Bind(4, req.worker).Bind(5, T(now)).Bind(6, c.attempt.lateness.count());
@@ -196,32 +215,61 @@ Result<std::vector<Status>> SqliteStore::EachLease(
 }
 
 Result<std::vector<Status>> SqliteStore::Complete(std::span<const Completion> items) {
-  std::vector<std::pair<Lease, std::string_view>> leases;
-  for (const Completion& c : items) leases.emplace_back(c.lease, c.worker);
-  return EachLease(
-      leases, "completion",
-      [this](const LeaseRow& row, std::string_view worker, TimePoint now,
-             Counters& counters) -> Status {
-        // The attempt's row stands for the 'succeeded' event (see the view `history`).
-        const int64_t pos = row.history_len + 1;
-        RETRACED_ASSIGN_OR_RETURN(
-            Stmt * a, db_->Prepare("UPDATE attempts SET ended_at = ?, outcome = 'succeeded', "
-                                   "action = 'none', reason = 'succeeded', end_pos = ?, "
-                                   "end_to = 'completed', end_event = 'succeeded', end_actor = ? "
-                                   "WHERE job_id = ? AND n = ?"));
-        a->Bind(1, T(now)).Bind(2, pos);
-        if (worker != row.lease_worker) a->Bind(3, worker);
-        RETRACED_RETURN_IF_ERROR(a->Bind(4, row.id).Bind(5, row.attempt_count).Run());
-        RETRACED_ASSIGN_OR_RETURN(
-            Stmt * j,
-            db_->Prepare("UPDATE jobs SET state = 'completed', lease_token = NULL, "
-                         "lease_worker = NULL, lease_expires_at = NULL, lease_expired_streak "
-                         "= 0, updated_at = ?, history_len = ? WHERE seq = ?"));
-        RETRACED_RETURN_IF_ERROR(j->Bind(1, T(now)).Bind(2, pos).Bind(3, row.seq).Run());
-        ++counters[{row.queue, "completed"}];
-        Moved(counters, row.queue, "active", "completed");
-        return Status::Ok();
-      });
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.Now();
+  Txn txn(*db_);
+  RETRACED_RETURN_IF_ERROR(txn.Begin());
+  Counters counters;
+  std::vector<Status> results;
+  // The jobs' rows move to completed together, in one statement (SeqArray),
+  // before a job named a second time is read again, and at the end.
+  std::vector<int64_t> done;
+  std::set<std::string, std::less<>> done_ids;
+  auto finish = [&]() -> Status {
+    if (done.empty()) return Status::Ok();
+    RETRACED_ASSIGN_OR_RETURN(
+        Stmt * j, db_->Prepare("UPDATE jobs SET state = 'completed', lease_token = NULL, "
+                               "lease_worker = NULL, lease_expires_at = NULL, "
+                               "lease_expired_streak = 0, updated_at = ?, history_len = "
+                               "history_len + 1 WHERE seq IN (SELECT value FROM json_each(?))"));
+    RETRACED_RETURN_IF_ERROR(j->Bind(1, T(now)).Bind(2, SeqArray(done)).Run());
+    done.clear();
+    done_ids.clear();
+    return Status::Ok();
+  };
+  for (const Completion& c : items) {
+    if (done_ids.count(c.lease.job_id)) RETRACED_RETURN_IF_ERROR(finish());
+    RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(c.lease.job_id));
+    if (!row) {
+      results.push_back(Status::NotFound("no job " + c.lease.job_id));
+      continue;
+    }
+    Status held = CheckLease(*row, c.lease.token, c.worker, "completion", now, counters);
+    if (!held.ok()) {
+      if (held.code() != StatusCode::kConflict) return held;
+      results.push_back(held);  // the refusal is recorded and committed
+      continue;
+    }
+    // The attempt's row stands for the 'succeeded' event (see the view
+    // `history`), the job's next history position.
+    RETRACED_ASSIGN_OR_RETURN(
+        Stmt * a, db_->Prepare("UPDATE attempts SET ended_at = ?, outcome = 'succeeded', "
+                               "action = 'none', reason = 'succeeded', end_pos = ?, "
+                               "end_to = 'completed', end_event = 'succeeded', end_actor = ? "
+                               "WHERE job_id = ? AND n = ?"));
+    a->Bind(1, T(now)).Bind(2, row->history_len + 1);
+    if (c.worker != row->lease_worker) a->Bind(3, c.worker);
+    RETRACED_RETURN_IF_ERROR(a->Bind(4, row->id).Bind(5, row->attempt_count).Run());
+    done.push_back(row->seq);
+    done_ids.insert(row->id);
+    ++counters[{row->queue, "completed"}];
+    Moved(counters, row->queue, "active", "completed");
+    results.push_back(Status::Ok());
+  }
+  RETRACED_RETURN_IF_ERROR(finish());
+  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
+  RETRACED_RETURN_IF_ERROR(txn.Commit());
+  return results;
 }
 
 Result<FailResult> SqliteStore::Fail(const FailRequest& req) {
