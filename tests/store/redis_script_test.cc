@@ -47,11 +47,17 @@ class RedisScriptTest : public ::testing::Test {
     QueueKeys k(queue);
     std::vector<std::string> args = {now_, "test", std::to_string(jobs.size()), seq_hint};
     for (const NewJobArgs& j : jobs) {
-      args.insert(args.end(), {j.id,
-                               PackSpec(j.type, j.policy, j.payload,
-                                        j.timeout.empty() ? std::nullopt
-                                                          : std::optional(std::stoll(j.timeout))),
-                               std::to_string(j.prio), j.run_at, j.unique, j.deadline_at,
+      args.push_back(j.id);
+      args.push_back(
+          PackSpec(j.type, j.policy, j.payload,
+                   j.timeout.empty() ? std::nullopt : std::optional(std::stoll(j.timeout))));
+      // Three arguments for a job with no options, as the store sends it.
+      if (j.prio == 0 && j.run_at.empty() && j.unique.empty() && j.deadline_at.empty() &&
+          j.deadline_after.empty() && j.check.empty()) {
+        args.push_back("");
+        continue;
+      }
+      args.insert(args.end(), {"1", std::to_string(j.prio), j.run_at, j.unique, j.deadline_at,
                                j.deadline_after, j.note, j.check});
     }
     Result<Reply> r = conn_->Eval(enqueue_,
@@ -293,6 +299,28 @@ TEST_F(RedisScriptTest, EnqueueLooksUpOnlyProducersIds) {
   ASSERT_EQ(r.elements.size(), 6u);
   EXPECT_EQ(r.elements[3].integer, 0) << "refused: a job with this id exists";
   EXPECT_EQ(Field("g", "type"), "second");
+}
+
+TEST_F(RedisScriptTest, JobsWithAndWithoutOptionsMixInOneCall) {
+  // Jobs with no options take 3 arguments, the others 10: positions and
+  // records come out the same as if each had its 10.
+  Reply r = Enqueue({{.id = "x", .check = ""},
+                     {.id = "a", .unique = "k"},
+                     {.id = "y", .check = ""},
+                     {.id = "b", .unique = "k"},
+                     {.id = "c"},
+                     {.id = "z", .check = ""}});
+  ASSERT_EQ(r.elements.size(), 6u);
+  EXPECT_EQ(r.elements[2].integer, 4) << "the fourth job, b, is refused";
+  EXPECT_EQ(r.elements[4].str, "a");
+  for (const char* id : {"x", "a", "y", "c", "z"}) EXPECT_EQ(Field(id, "state"), "ready") << id;
+  EXPECT_EQ(Field("b", "state"), "(nil)");
+  auto record = [&](const std::string& id) {
+    return conn_->Command({"HGET", QueueKeys("q").Jobs(), id})->str;
+  };
+  EXPECT_EQ(record("z"), record("c")) << "the same record, from 3 arguments or 10";
+  EXPECT_EQ(Field("z", "type"), "send");
+  EXPECT_EQ(conn_->Command({"HGET", QueueKeys("q").Counters(), "enqueued"})->str, "5");
 }
 
 TEST_F(RedisScriptTest, AFutureRunAtSchedulesAndTheDeadlineComesFromEitherForm) {

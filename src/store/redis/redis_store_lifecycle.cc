@@ -53,7 +53,7 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     QueueKeys k(queue);
     std::vector<std::string> args = {NowArg(), std::string(actor), std::to_string(indexes.size()),
                                      std::to_string(last_seq_.load() + 1)};
-    args.reserve(args.size() + 9 * indexes.size());
+    args.reserve(args.size() + 3 * indexes.size());
     // The jobs of a batch mostly share their policy: its text is made once.
     const RetryPolicy* policy = nullptr;
     std::string policy_text;
@@ -63,10 +63,17 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
         policy = &j.policy;
         policy_text = FormatPolicy(j.policy);
       }
-      const bool later = j.run_at > now;
       args.push_back(j.id);
       args.push_back(PackSpec(j.type, policy_text, j.payload,
                               j.timeout ? std::optional(j.timeout->count()) : std::nullopt));
+      // A job with no options takes three arguments, not ten (enqueue.lua).
+      const bool later = j.run_at > now;
+      if (j.priority == 0 && !later && !j.unique_key && !j.deadline_at && !j.policy.deadline &&
+          !jobs[n].id) {
+        args.emplace_back();
+        continue;
+      }
+      args.push_back("1");
       args.push_back(std::to_string(j.priority));
       args.push_back(later ? MsText(j.run_at) : "");
       args.push_back(j.unique_key.value_or(""));

@@ -15,16 +15,18 @@
 -- ARGV[2] actor     who enqueues (recorded on the event)
 -- ARGV[3] count     N
 -- ARGV[4] seq_hint  the least insertion number to give (the caller's latest + 1), or 0
--- ARGV[5..]         9 values per job:
+-- ARGV[5..]         per job, 3 values, or 10 when it has options:
 --   id, spec (its MessagePack map, built by the producer, its header counting
 --   two more fields that this script adds at the end: c, when it was created,
 --   and ea, who enqueued it; ea is nil for a scheduled job, whose 'enqueued'
---   event is in its history instead), priority, run_at_ms ("" = now), unique
---   ("" = none), deadline_at_ms ("" = none), deadline_after_ms ("" = none:
---   when set and deadline_at is not, the deadline is created + deadline_after),
---   scheduled_note (the event's note when the job is scheduled: "due at <RFC 3339>"),
---   check ("1": the producer gave the id, refuse it if a job has it; "": a generated
---   id, new by construction, so no lookup)
+--   event is in its history instead), then "" for a job with none of the
+--   options below (the common case: every argument costs), or "1" and 7 more:
+--   priority, run_at_ms ("" = now), unique ("" = none), deadline_at_ms
+--   ("" = none), deadline_after_ms ("" = none: when set and deadline_at is
+--   not, the deadline is created + deadline_after), scheduled_note (the
+--   event's note when the job is scheduled: "due at <RFC 3339>"), check ("1":
+--   the producer gave the id, refuse it if a job has it; "": a generated id,
+--   new by construction, so no lookup)
 --
 -- Insertion numbers (the score in `all`, which orders listings newest first,
 -- across queues too) are at least now_ms * 1024, the queue's previous one + 1
@@ -70,18 +72,27 @@ local function add_all(key, pairs, cmd)
     redis.call(cmd or 'ZADD', key, unpack(pairs, i, math.min(i + 999, #pairs)))
   end
 end
-for i = 0, count - 1 do
-  local b = 5 + i * 9
-  local id, spec, prio, run_at_arg = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+-- The record of a job with no options, ready now: the same text for all.
+local plain_record = 'ready,,' .. now_s .. ',,,,,' .. now_s .. ',,,,'
+local b = 5
+for i = 1, count do
+  local id, spec = ARGV[b], ARGV[b + 1]
+  local prio, run_at_arg, ukey, deadline_at, deadline_after, note, given = '0', '', '', '', '', '', false
+  if ARGV[b + 2] == '' then
+    b = b + 3
+  else
+    prio, run_at_arg, ukey, deadline_at, deadline_after, note =
+      ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+    given = ARGV[b + 9] ~= ''
+    b = b + 10
+  end
   local run_at, run_at_s = now, now_s
   if run_at_arg ~= '' and tonumber(run_at_arg) > now then run_at, run_at_s = tonumber(run_at_arg), run_at_arg end
-  local ukey, deadline_at, deadline_after, note = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
-  local given = ARGV[b + 8] ~= ''
   local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
   if holder then
-    refused[#refused + 1] = {i + 1, 2, holder, "unique key '" .. ukey .. "' is held by live job " .. holder}
+    refused[#refused + 1] = {i, 2, holder, "unique key '" .. ukey .. "' is held by live job " .. holder}
   elseif given and (added[id] or redis.call('HEXISTS', jobs_key, id) == 1) then
-    refused[#refused + 1] = {i + 1, 0, id, 'a job with id ' .. id .. ' exists'}
+    refused[#refused + 1] = {i, 0, id, 'a job with id ' .. id .. ' exists'}
   else
     local state = run_at > now and 'scheduled' or 'ready'
     -- The record (record.lua): state, u and r in its text; the unique key
@@ -100,10 +111,14 @@ for i = 0, count - 1 do
       rest = rest or {}
       rest.dl = now + tonumber(deadline_after)
     end
-    local prio_field = prio ~= '0' and record_num(tonumber(prio)) or ''
     records[#records + 1] = id
-    records[#records + 1] = state .. ',,' .. now_s .. ',,,,,' .. run_at_s .. ',' .. prio_field ..
-                            ',,,' .. (rest and cmsgpack.pack(rest) or '')
+    if rest or prio ~= '0' or state ~= 'ready' or run_at_s ~= now_s then
+      local prio_field = prio ~= '0' and record_num(tonumber(prio)) or ''
+      records[#records + 1] = state .. ',,' .. now_s .. ',,,,,' .. run_at_s .. ',' .. prio_field ..
+                              ',,,' .. (rest and cmsgpack.pack(rest) or '')
+    else
+      records[#records + 1] = plain_record
+    end
     -- What never changes, apart, so that the steps of the job rewrite only
     -- the record above. A job that is ready at once has its 'enqueued' event
     -- in its spec (ea), not in its history: one hash entry less per job.
