@@ -187,7 +187,7 @@ Result<std::vector<ClaimedJob>> SqliteStore::Claim(const ClaimRequest& req) {
 
 Result<std::vector<Status>> SqliteStore::EachLease(
     const std::vector<std::pair<Lease, std::string_view>>& items, std::string_view what,
-    const LeaseAction& apply) {
+    const LeaseAction& apply, const DeferredWrites& deferred) {
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.Now();
   Txn txn(*db_);
@@ -195,6 +195,7 @@ Result<std::vector<Status>> SqliteStore::EachLease(
   Counters counters;
   std::vector<Status> results;
   for (const auto& [lease, worker] : items) {
+    if (deferred.before) RETRACED_RETURN_IF_ERROR(deferred.before(lease, now));
     RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(lease.job_id));
     if (!row) {
       results.push_back(Status::NotFound("no job " + lease.job_id));
@@ -209,23 +210,20 @@ Result<std::vector<Status>> SqliteStore::EachLease(
     RETRACED_RETURN_IF_ERROR(apply(*row, worker, now, counters));
     results.push_back(Status::Ok());
   }
+  if (deferred.after) RETRACED_RETURN_IF_ERROR(deferred.after(now));
   RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
   RETRACED_RETURN_IF_ERROR(txn.Commit());
   return results;
 }
 
 Result<std::vector<Status>> SqliteStore::Complete(std::span<const Completion> items) {
-  std::lock_guard lock(mu_);
-  const TimePoint now = clock_.Now();
-  Txn txn(*db_);
-  RETRACED_RETURN_IF_ERROR(txn.Begin());
-  Counters counters;
-  std::vector<Status> results;
+  std::vector<std::pair<Lease, std::string_view>> leases;
+  for (const Completion& c : items) leases.emplace_back(c.lease, c.worker);
   // The jobs' rows move to completed together, in one statement (SeqArray),
   // before a job named a second time is read again, and at the end.
   std::vector<int64_t> done;
   std::set<std::string, std::less<>> done_ids;
-  auto finish = [&]() -> Status {
+  auto finish = [&](TimePoint now) -> Status {
     if (done.empty()) return Status::Ok();
     RETRACED_ASSIGN_OR_RETURN(
         Stmt * j, db_->Prepare("UPDATE jobs SET state = 'completed', lease_token = NULL, "
@@ -237,39 +235,32 @@ Result<std::vector<Status>> SqliteStore::Complete(std::span<const Completion> it
     done_ids.clear();
     return Status::Ok();
   };
-  for (const Completion& c : items) {
-    if (done_ids.count(c.lease.job_id)) RETRACED_RETURN_IF_ERROR(finish());
-    RETRACED_ASSIGN_OR_RETURN(std::optional<LeaseRow> row, LoadLeaseRow(c.lease.job_id));
-    if (!row) {
-      results.push_back(Status::NotFound("no job " + c.lease.job_id));
-      continue;
-    }
-    Status held = CheckLease(*row, c.lease.token, c.worker, "completion", now, counters);
-    if (!held.ok()) {
-      if (held.code() != StatusCode::kConflict) return held;
-      results.push_back(held);  // the refusal is recorded and committed
-      continue;
-    }
-    // The attempt's row stands for the 'succeeded' event (see the view
-    // `history`), the job's next history position.
-    RETRACED_ASSIGN_OR_RETURN(
-        Stmt * a, db_->Prepare("UPDATE attempts SET ended_at = ?, outcome = 'succeeded', "
-                               "action = 'none', reason = 'succeeded', end_pos = ?, "
-                               "end_to = 'completed', end_event = 'succeeded', end_actor = ? "
-                               "WHERE job_id = ? AND n = ?"));
-    a->Bind(1, T(now)).Bind(2, row->history_len + 1);
-    if (c.worker != row->lease_worker) a->Bind(3, c.worker);
-    RETRACED_RETURN_IF_ERROR(a->Bind(4, row->id).Bind(5, row->attempt_count).Run());
-    done.push_back(row->seq);
-    done_ids.insert(row->id);
-    ++counters[{row->queue, "completed"}];
-    Moved(counters, row->queue, "active", "completed");
-    results.push_back(Status::Ok());
-  }
-  RETRACED_RETURN_IF_ERROR(finish());
-  RETRACED_RETURN_IF_ERROR(FlushCounters(counters));
-  RETRACED_RETURN_IF_ERROR(txn.Commit());
-  return results;
+  DeferredWrites deferred;
+  deferred.before = [&](const Lease& next, TimePoint now) {
+    return done_ids.count(next.job_id) ? finish(now) : Status::Ok();
+  };
+  deferred.after = finish;
+  return EachLease(
+      leases, "completion",
+      [&](const LeaseRow& row, std::string_view worker, TimePoint now,
+          Counters& counters) -> Status {
+        // The attempt's row stands for the 'succeeded' event (see the view
+        // `history`), the job's next history position.
+        RETRACED_ASSIGN_OR_RETURN(
+            Stmt * a, db_->Prepare("UPDATE attempts SET ended_at = ?, outcome = 'succeeded', "
+                                   "action = 'none', reason = 'succeeded', end_pos = ?, "
+                                   "end_to = 'completed', end_event = 'succeeded', end_actor = "
+                                   "? WHERE job_id = ? AND n = ?"));
+        a->Bind(1, T(now)).Bind(2, row.history_len + 1);
+        if (worker != row.lease_worker) a->Bind(3, worker);
+        RETRACED_RETURN_IF_ERROR(a->Bind(4, row.id).Bind(5, row.attempt_count).Run());
+        done.push_back(row.seq);
+        done_ids.insert(row.id);
+        ++counters[{row.queue, "completed"}];
+        Moved(counters, row.queue, "active", "completed");
+        return Status::Ok();
+      },
+      deferred);
 }
 
 Result<FailResult> SqliteStore::Fail(const FailRequest& req) {

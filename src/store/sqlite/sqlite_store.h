@@ -97,11 +97,18 @@ class SqliteStore final : public Store {
   // For each (lease, worker), in one transaction: loads the job, refuses (and
   // records) a lease that is not its current one, and runs `apply` on it.
   // Per item: OK, Conflict, NotFound; an error from `apply` fails the whole call.
+  // `deferred` writes what `apply` leaves for the whole batch: `before` runs
+  // before each item is loaded (to write what that item must see), `after`
+  // once all are done, both in the transaction.
   using LeaseAction =
       std::function<Status(const LeaseRow&, std::string_view worker, TimePoint, Counters&)>;
+  struct DeferredWrites {
+    std::function<Status(const Lease& next, TimePoint)> before;
+    std::function<Status(TimePoint)> after;
+  };
   Result<std::vector<Status>> EachLease(
       const std::vector<std::pair<Lease, std::string_view>>& items, std::string_view what,
-      const LeaseAction& apply);
+      const LeaseAction& apply, const DeferredWrites& deferred = {});
   Result<std::vector<Attempt>> LoadAttempts(std::string_view job_id);
   Result<std::vector<Event>> LoadEvents(std::string_view job_id);
   Status DeleteJob(std::string_view id);
