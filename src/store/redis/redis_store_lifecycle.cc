@@ -91,8 +91,8 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
                           k.Signal(), k.Seq()},
                          args));
     if (r.IsError()) return Status::Internal("script enqueue.lua: " + r.str);
-    // {now, last_seq, {i, status, id, note}...}: the jobs not created; every
-    // other one was.
+    // {now, last_seq, i, status, id, note, ...}, flat: the jobs not created
+    // (i counts from 1 in this call); every other one was.
     if (r.elements.size() < 2 || (r.elements.size() - 2) % 4 != 0) {
       return Status::Internal("enqueue.lua: unexpected reply");
     }

@@ -34,9 +34,9 @@
 -- passes its latest as the hint), in time order across producers to the
 -- millisecond, and exact as doubles until the year 2250.
 --
--- Returns: {now_ms, last_seq, {i, status, id, note}...}: last_seq, the last
---   insertion number given (the next hint is one more); then, for each job not
---   created, its position i among this call's jobs (from 1), and status 0: a job
+-- Returns: {now_ms, last_seq, i, status, id, note, ...}, flat: last_seq, the
+--   last insertion number given (the next hint is one more); then, for each job
+--   not created, its position i among this call's jobs (from 1), and status 0: a job
 --   with this id exists, or 2: the unique key is held by the live job whose id
 --   is returned. Every other job was created: one reply per job would cost
 --   more than its record.
