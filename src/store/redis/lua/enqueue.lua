@@ -57,7 +57,7 @@ local actor_json = cjson.encode(actor)
 -- The end of every spec: c, then ea (record.lua's names), packed once.
 local spec_end = cmsgpack.pack('c') .. cmsgpack.pack(now) .. cmsgpack.pack('ea')
 local spec_end_ready, spec_end_scheduled = spec_end .. cmsgpack.pack(actor), spec_end .. '\192'
-local refused = {}
+local out = {now, 0}  -- last_seq filled in at the end, then the refused jobs
 local created = 0
 -- Sorted-set entries are added after the loop, many per command: one command
 -- per job costs more than the entry itself.
@@ -90,9 +90,11 @@ for i = 1, count do
   if run_at_arg ~= '' and tonumber(run_at_arg) > now then run_at, run_at_s = tonumber(run_at_arg), run_at_arg end
   local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
   if holder then
-    refused[#refused + 1] = {i, 2, holder, "unique key '" .. ukey .. "' is held by live job " .. holder}
+    out[#out + 1], out[#out + 2], out[#out + 3] = i, 2, holder
+    out[#out + 1] = "unique key '" .. ukey .. "' is held by live job " .. holder
   elseif given and (added[id] or redis.call('HEXISTS', jobs_key, id) == 1) then
-    refused[#refused + 1] = {i, 0, id, 'a job with id ' .. id .. ' exists'}
+    out[#out + 1], out[#out + 2], out[#out + 3] = i, 0, id
+    out[#out + 1] = 'a job with id ' .. id .. ' exists'
   else
     local state = run_at > now and 'scheduled' or 'ready'
     -- The record (record.lua): state, u and r in its text; the unique key
@@ -150,8 +152,5 @@ if created > 0 then
   redis.call('HINCRBY', counters, 'enqueued', created)
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100, '*', 'enqueued', created)
 end
-local out = {now, seq - 1}
-for _, r in ipairs(refused) do
-  out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4] = r[1], r[2], r[3], r[4]
-end
+out[2] = seq - 1
 return out
