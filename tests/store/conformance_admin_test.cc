@@ -162,6 +162,64 @@ TEST_P(AdminTest, PagesKeepJobsOfTwoProducersInOneMillisecond) {
   EXPECT_EQ(seen, added);
 }
 
+TEST_P(AdminTest, ABigBatchPagesInOrderAfterJobsInItsMiddleAreRemoved) {
+  // More jobs in one call than a Redis entry of `all` holds (1,000), then
+  // every seventh cancelled and purged: the rest still page newest first.
+  Add(Job());
+  std::vector<NewJob> batch(2300, Job());
+  Result<std::vector<EnqueueResult>> added = store_->Enqueue(batch, "test");
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  clock_.Advance(Millis(1));
+  std::string after = Add(Job());
+  std::vector<std::string> expected = {after};
+  for (size_t i = added->size(); i-- > 0;) {
+    if (i % 7 == 3) {
+      ASSERT_TRUE(store_->Cancel((*added)[i].id, "ops", "not needed").ok());
+    } else {
+      expected.push_back((*added)[i].id);
+    }
+  }
+  PurgeRequest purge;
+  purge.state = JobState::kCancelled;
+  purge.by = "ops";
+  ASSERT_EQ(store_->Purge(purge)->purged, 329);
+  JobFilter f;
+  f.queue = "emails";
+  f.limit = 170;
+  std::vector<std::string> seen;
+  do {
+    Result<JobPage> p = store_->ListJobs(f);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    for (const JobSummary& s : p->jobs) seen.push_back(s.job.id);
+    f.cursor = p->next_cursor;
+  } while (!f.cursor.empty());
+  ASSERT_EQ(seen.size(), expected.size() + 1) << "the first job too";
+  seen.pop_back();
+  EXPECT_EQ(seen, expected);
+}
+
+TEST_P(AdminTest, TheSampleOfADeadGroupIsItsNewestJobWithinABatchToo) {
+  std::vector<NewJob> batch(5, Job("hooks"));
+  Result<std::vector<EnqueueResult>> added = store_->Enqueue(batch, "test");
+  ASSERT_TRUE(added.ok());
+  std::map<std::string, ClaimedJob> claimed;
+  for (ClaimedJob& c : ClaimN("hooks", 5)) claimed.emplace(c.job.id, std::move(c));
+  ASSERT_EQ(claimed.size(), 5u);
+  // The fourth job enqueued dies neither first nor last: the sample goes by
+  // the order of enqueueing, not of dying.
+  for (size_t i : {1, 3, 0}) {
+    clock_.Advance(Millis(5));
+    FailWith(claimed.at((*added)[i].id), ErrorClass::kPermanent, "HTTP_410",
+             "gone " + std::to_string(i));
+  }
+  Result<std::vector<DeadGroup>> g = store_->GroupDead(JobFilter{});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  ASSERT_EQ(g->size(), 1u);
+  EXPECT_EQ((*g)[0].count, 3);
+  EXPECT_EQ((*g)[0].sample_job_id, (*added)[3].id);
+  EXPECT_EQ((*g)[0].sample_message, "gone 3");
+}
+
 TEST_P(AdminTest, AnIdNamedTwiceIsReplayedOnce) {
   std::string id = MakeDead("emails", "X", "x");
   ReplayRequest req;

@@ -145,6 +145,28 @@ class RedisScriptTest : public ::testing::Test {
     std::sort(out.begin(), out.end());
     return out;
   }
+  // The entries of the queue's `all` set, oldest first: (score, ids).
+  std::vector<std::pair<std::string, std::string>> Entries(const std::string& queue = "q") {
+    Reply r = *conn_->Command({"ZRANGE", QueueKeys(queue).All(), "0", "-1", "WITHSCORES"});
+    std::vector<std::pair<std::string, std::string>> out;
+    for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+      out.emplace_back(r.elements[i + 1].str, r.elements[i].str);
+    }
+    return out;
+  }
+  // A job's insertion number: its entry's score plus its place in the entry.
+  std::string Number(const std::string& id, const std::string& queue = "q") {
+    for (const auto& [score, ids] : Entries(queue)) {
+      std::string_view rest = ids;
+      for (int64_t place = 0;; ++place) {
+        const size_t space = rest.find(' ');
+        if (rest.substr(0, space) == id) return std::to_string(std::stoll(score) + place);
+        if (space == std::string_view::npos) break;
+        rest.remove_prefix(space + 1);
+      }
+    }
+    return "(nil)";
+  }
   int64_t Now() {
     Reply t = *conn_->Command({"TIME"});
     return std::stoll(t.elements[0].str) * 1000 + std::stoll(t.elements[1].str) / 1000;
@@ -270,9 +292,7 @@ TEST_F(RedisScriptTest, EnqueueRefusesExistingIdsAndLiveUniqueKeys) {
 TEST_F(RedisScriptTest, InsertionNumbersFollowTimeTheQueueAndTheProducersHint) {
   now_ = "1000000";
   Reply r = Enqueue({{.id = "a"}, {.id = "b"}});
-  auto score = [&](const std::string& queue, const std::string& id) {
-    return conn_->Command({"ZSCORE", QueueKeys(queue).All(), id})->str;
-  };
+  auto score = [&](const std::string& queue, const std::string& id) { return Number(id, queue); };
   EXPECT_EQ(score("q", "a"), "1024000000") << "now_ms * 1024";
   EXPECT_EQ(score("q", "b"), "1024000001");
   EXPECT_EQ(r.elements[1].integer, 1024000001) << "the last one given";
@@ -959,6 +979,73 @@ TEST_F(RedisScriptTest, RemoveDeletesFinishedJobsOnly) {
   EXPECT_EQ(Field("live", "state"), "ready");
   EXPECT_EQ(History("live").size(), 1u) << "the enqueue event, from the spec that stays";
   EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "purged"})->str, "2");
+}
+
+TEST_F(RedisScriptTest, AllHasOneEntryPerThousandJobsOfACall) {
+  now_ = "1000000";
+  std::vector<NewJobArgs> jobs(2500);
+  for (size_t i = 0; i < jobs.size(); ++i) jobs[i] = {.id = "j" + std::to_string(i), .check = ""};
+  Reply r = Enqueue(jobs);
+  ASSERT_EQ(r.elements.size(), 2u);
+  EXPECT_EQ(r.elements[1].integer, 1024000000 + 2499);
+  std::vector<std::pair<std::string, std::string>> e = Entries();
+  ASSERT_EQ(e.size(), 3u) << "1,000 jobs per entry";
+  EXPECT_EQ(e[0].first, "1024000000");
+  EXPECT_EQ(e[1].first, "1024001000");
+  EXPECT_EQ(e[2].first, "1024002000");
+  std::string last;
+  for (int i = 2000; i < 2500; ++i) last += (i > 2000 ? " j" : "j") + std::to_string(i);
+  EXPECT_EQ(e[2].second, last);
+  EXPECT_EQ(Number("j0"), "1024000000");
+  EXPECT_EQ(Number("j1999"), "1024001999");
+  EXPECT_EQ(Field("j1999", "all_first"), "1024001000") << "the spec names its entry";
+  EXPECT_EQ(Field("j2000", "all_first"), "1024002000");
+  // A refused job takes no place: the next call's jobs are numbered on.
+  r = Enqueue({{.id = "x"}, {.id = "j5"}, {.id = "y"}});
+  ASSERT_EQ(r.elements.size(), 6u);
+  EXPECT_EQ(r.elements[2].integer, 2) << "j5 exists";
+  e = Entries();
+  ASSERT_EQ(e.size(), 4u);
+  EXPECT_EQ(e[3], std::make_pair(std::string("1024002500"), std::string("x y")));
+  EXPECT_EQ(Number("y"), "1024002501");
+}
+
+TEST_F(RedisScriptTest, RemovingAJobEmptiesItsPlaceAndAnEntryWithNoneLeftGoes) {
+  now_ = "1000000";
+  Enqueue({{.id = "a", .check = ""}, {.id = "b", .check = ""}, {.id = "c", .check = ""}});
+  Enqueue({{.id = "d"}});
+  Enqueue({{.id = "old"}});
+  QueueKeys k("q");
+  // The earlier form: a job with an entry of its own and no af in its spec.
+  ASSERT_TRUE(conn_
+                  ->Command({"HSET", k.Specs(), "old",
+                             Packed({{"t", "send"}, {"p", "none"}, {"d", "{}"}, {"c", 1000000}})})
+                  .ok());
+  for (const char* id : {"a", "b", "c", "d", "old"}) Cancel(id);
+  const std::string c = Number("c");
+  auto remove = [&](std::vector<std::string> ids) {
+    ids.insert(ids.begin(), "purged");
+    Result<Reply> r =
+        conn_->Eval(remove_,
+                    {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
+                     k.State(JobState::kCancelled), k.Counters()},
+                    ids);
+    ASSERT_TRUE(r.ok() && !r->IsError());
+    EXPECT_EQ(r->elements.size(), ids.size() - 1) << "all removed";
+  };
+  remove({"b"});
+  std::vector<std::pair<std::string, std::string>> e = Entries();
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0], std::make_pair(std::string("1024000000"), std::string("a  c")))
+      << "b's place is left empty";
+  EXPECT_EQ(Number("c"), c) << "the others keep their numbers";
+  remove({"a", "c", "old"});
+  e = Entries();
+  ASSERT_EQ(e.size(), 1u) << "entries with no job left are gone, the earlier form's too";
+  EXPECT_EQ(e[0].second, "d");
+  remove({"d"});
+  EXPECT_TRUE(Entries().empty());
+  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "purged"})->str, "5");
 }
 
 TEST_F(RedisScriptTest, AClockGivenByTheStoreReplacesTheServers) {

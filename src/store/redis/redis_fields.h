@@ -58,8 +58,8 @@ bool ForEachField(std::string_view packed, const FieldVisitor& visit);
 
 // The spec of a new job as enqueue.lua takes it: a MessagePack map of its
 // type (t), policy (p), payload (d) and timeout (to, when set), its header
-// counting the two fields the script adds at its end (c, the time it was
-// created, and ea, who enqueued it).
+// counting the three fields the script adds at its end (c, the time it was
+// created; ea, who enqueued it; af, the score of its entry in `all`).
 std::string PackSpec(std::string_view type, std::string_view policy, std::string_view payload,
                      std::optional<int64_t> timeout_ms);
 

@@ -49,7 +49,8 @@ const std::map<std::string, std::string, std::less<>>& LongNames() {
                                                           {"sa", "started"},
                                                           {"m", "success_unwritten"},
                                                           {"xa", "end_actor"},
-                                                          {"ea", "enq_actor"}};
+                                                          {"ea", "enq_actor"},
+                                                          {"af", "all_first"}};
   return *names;
 }
 
@@ -368,8 +369,8 @@ std::string PackSpec(std::string_view type, std::string_view policy, std::string
                      std::optional<int64_t> timeout_ms) {
   std::string out;
   out.reserve(payload.size() + type.size() + policy.size() + 24);
-  // A map of up to 6 fields (fixmap): these, and c and ea, which enqueue.lua adds.
-  out.push_back(static_cast<char>(0x80 | ((timeout_ms ? 4 : 3) + 2)));
+  // A map of up to 7 fields (fixmap): these, and c, ea and af, which enqueue.lua adds.
+  out.push_back(static_cast<char>(0x80 | ((timeout_ms ? 4 : 3) + 3)));
   PackText(&out, "t");
   PackText(&out, type);
   PackText(&out, "p");

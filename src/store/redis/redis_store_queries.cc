@@ -28,6 +28,18 @@ bool Matches(const JobFilter& f, const JobSummary& s, bool with_state) {
   return true;
 }
 
+// The slots of an entry of `all`: its ids, space-separated, each numbered
+// the entry's score plus its place; a removed job leaves its slot empty.
+std::vector<std::string_view> SplitEntry(std::string_view entry) {
+  std::vector<std::string_view> ids;
+  while (true) {
+    const size_t space = entry.find(' ');
+    ids.push_back(entry.substr(0, space));
+    if (space == std::string_view::npos) return ids;
+    entry.remove_prefix(space + 1);
+  }
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> RedisStore::QueuesOrAll(const std::optional<std::string>& queue) {
@@ -68,36 +80,56 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, QueuesOrAll(filter.queue));
   // Newest first across queues: each queue's `all` set is read in chunks
   // from its newest end, and the chunks are merged, so a page costs what it
-  // shows (plus what the filter skips), not the size of the queues.
+  // shows (plus what the filter skips, and the rest of the entries it
+  // reads), not the size of the queues.
   struct Source {
     std::string queue;
-    std::string below;  // exclusive upper bound of the next chunk, as a score
+    int64_t bound;      // jobs numbered below it come next (at it too, when inclusive)
+    bool inclusive;     // after the cursor's job, in a queue after the cursor's on a tie
+    std::string below;  // the greatest score of the next entries (Redis's syntax)
     std::vector<std::pair<int64_t, std::string>> chunk;  // (seq, id), newest first
     size_t next = 0;
     bool exhausted = false;
   };
-  const int chunk_size = std::max(filter.limit + 1, 100);
+  const size_t chunk_size = static_cast<size_t>(std::max(filter.limit + 1, 100));
   std::vector<Source> sources;
   for (const std::string& q : queues) {
-    // After the cursor's job: its number excluded, unless the queue comes
-    // after the cursor's on a tie.
     const bool tie_follows = before_queue && q > *before_queue;
-    sources.push_back({q, (tie_follows ? "" : "(") + std::to_string(before), {}, 0});
+    sources.push_back({q, before, tie_follows, std::to_string(before), {}, 0});
   }
+  // An entry lists the jobs of one enqueue call, up to 1,000, numbered from
+  // its score (docs/redis-schema.md): a job enqueued alone has one of its
+  // own. A chunk reads one entry, then as many as the jobs per entry so far
+  // say fill it.
   auto fill = [&](Source& src) -> Status {
-    RETRACED_ASSIGN_OR_RETURN(
-        Reply r, Conn().Command({"ZREVRANGEBYSCORE", QueueKeys(src.queue).All(), src.below, "-inf",
-                                 "WITHSCORES", "LIMIT", "0", std::to_string(chunk_size)}));
     src.chunk.clear();
     src.next = 0;
-    for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
-      int64_t seq = 0;
-      std::from_chars(r.elements[i + 1].str.data(),
-                      r.elements[i + 1].str.data() + r.elements[i + 1].str.size(), seq);
-      src.chunk.emplace_back(seq, r.elements[i].str);
+    size_t entries = 0, slots = 0;
+    while (!src.exhausted && src.chunk.size() < chunk_size) {
+      const size_t want =
+          entries == 0 ? 1
+                       : std::clamp<size_t>((chunk_size - src.chunk.size()) * entries / slots + 1,
+                                            1, chunk_size);
+      RETRACED_ASSIGN_OR_RETURN(
+          Reply r, Conn().Command({"ZREVRANGEBYSCORE", QueueKeys(src.queue).All(), src.below,
+                                   "-inf", "WITHSCORES", "LIMIT", "0", std::to_string(want)}));
+      if (r.IsError()) return Status::Internal("ZREVRANGEBYSCORE: " + r.str);
+      for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+        const std::string& score = r.elements[i + 1].str;
+        int64_t first = 0;
+        std::from_chars(score.data(), score.data() + score.size(), first);
+        std::vector<std::string_view> ids = SplitEntry(r.elements[i].str);
+        ++entries;
+        slots += ids.size();
+        for (size_t k = ids.size(); k-- > 0;) {
+          const int64_t seq = first + static_cast<int64_t>(k);
+          if (ids[k].empty() || seq > src.bound || (seq == src.bound && !src.inclusive)) continue;
+          src.chunk.emplace_back(seq, std::string(ids[k]));
+        }
+        src.below = "(" + std::to_string(first);
+      }
+      src.exhausted = r.elements.size() / 2 < want;
     }
-    src.exhausted = static_cast<int>(src.chunk.size()) < chunk_size;
-    if (!src.chunk.empty()) src.below = "(" + std::to_string(src.chunk.back().first);
     return Status::Ok();
   };
   for (Source& src : sources) RETRACED_RETURN_IF_ERROR(fill(src));
@@ -142,7 +174,9 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
     QueueKeys k(q);
     RETRACED_ASSIGN_OR_RETURN(Reply ids,
                               Conn().Command({"ZRANGE", k.State(JobState::kDead), "0", "-1"}));
-    // Insertion numbers, to pick each group's newest job as its sample.
+    // Insertion numbers, to pick each group's newest job as its sample: a
+    // job enqueued alone has an entry of its own in `all`, one enqueued in
+    // a batch has a place in its batch's entry (its spec's af).
     std::vector<std::string> zmscore = {"ZMSCORE", k.All()};
     for (const Reply& id : ids.elements) zmscore.push_back(id.str);
     Reply seqs;
@@ -150,6 +184,26 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
       RETRACED_ASSIGN_OR_RETURN(seqs, Conn().Command(zmscore));
       if (seqs.IsError()) return Status::Internal("ZMSCORE (Redis 6.2 or later): " + seqs.str);
     }
+    std::map<std::string, std::map<std::string, int64_t, std::less<>>> entries;  // by score
+    auto seq_in_entry = [&](const std::string& first, const std::string& id) -> Result<int64_t> {
+      auto e = entries.find(first);
+      if (e == entries.end()) {
+        RETRACED_ASSIGN_OR_RETURN(Reply r,
+                                  Conn().Command({"ZRANGEBYSCORE", k.All(), first, first}));
+        int64_t base = 0;
+        std::from_chars(first.data(), first.data() + first.size(), base);
+        std::map<std::string, int64_t, std::less<>> places;
+        for (const Reply& entry : r.elements) {
+          std::vector<std::string_view> slots = SplitEntry(entry.str);
+          for (size_t p = 0; p < slots.size(); ++p) {
+            if (!slots[p].empty()) places.emplace(slots[p], base + static_cast<int64_t>(p));
+          }
+        }
+        e = entries.emplace(first, std::move(places)).first;
+      }
+      auto place = e->second.find(id);
+      return place == e->second.end() ? 0 : place->second;
+    };
     for (size_t n = 0; n < ids.elements.size(); ++n) {
       const Reply& id = ids.elements[n];
       RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, id.str));
@@ -176,9 +230,11 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
       g.first_dead_at = std::min(g.first_dead_at, s.job.dead->at);
       g.last_dead_at = std::max(g.last_dead_at, s.job.dead->at);
       int64_t seq = 0;
-      if (n < seqs.elements.size()) {
+      if (n < seqs.elements.size() && !seqs.elements[n].IsNil()) {
         const std::string& seq_text = seqs.elements[n].str;
         std::from_chars(seq_text.data(), seq_text.data() + seq_text.size(), seq);
+      } else if (auto first = f->find("all_first"); first != f->end()) {
+        RETRACED_ASSIGN_OR_RETURN(seq, seq_in_entry(first->second, id.str));
       }
       if (seq > newest[i]) {
         newest[i] = seq;

@@ -7,7 +7,10 @@
 -- KEYS[2] ready     sorted set, score run_at - priority * 2^44
 -- KEYS[3] scheduled sorted set, score run_at
 -- KEYS[4] unique    hash: unique key -> id of the live job holding it
--- KEYS[5] all       sorted set of every job, score its insertion number
+-- KEYS[5] all       sorted set of every job: each entry lists the ids of up to
+--                   1,000 jobs created by one call, space-separated, its
+--                   score the first one's insertion number (the k-th id's is
+--                   score + k; docs/redis-schema.md)
 -- KEYS[6] counters  hash of queue counters
 -- KEYS[7] signal    stream that wakes idle workers (XREAD BLOCK): one entry per call that added jobs
 -- KEYS[8] seq       string: the latest insertion number given in this queue
@@ -17,9 +20,11 @@
 -- ARGV[4] seq_hint  the least insertion number to give (the caller's latest + 1), or 0
 -- ARGV[5..]         per job, 3 values, or 10 when it has options:
 --   id, spec (its MessagePack map, built by the producer, its header counting
---   two more fields that this script adds at the end: c, when it was created,
---   and ea, who enqueued it; ea is nil for a scheduled job, whose 'enqueued'
---   event is in its history instead), then "" for a job with none of the
+--   three more fields that this script adds at the end: c, when it was
+--   created; ea, who enqueued it (nil for a scheduled job, whose 'enqueued'
+--   event is in its history instead); and af, the score of its entry in
+--   all, last so that remove.lua reads it without decoding the payload),
+--   then "" for a job with none of the
 --   options below (the common case: every argument costs), or "1" and 7 more:
 --   priority, run_at_ms ("" = now), unique ("" = none), deadline_at_ms
 --   ("" = none), deadline_after_ms ("" = none: when set and deadline_at is
@@ -54,19 +59,30 @@ local count = tonumber(ARGV[3])
 -- Text made once per call: Lua formats every number passed to Redis.
 local now_s = tostring(now)
 local actor_json = cjson.encode(actor)
--- The end of every spec: c, then ea (record.lua's names), packed once.
+-- The end of every spec: c, ea, then af (record.lua's names), packed once
+-- per entry of all.
 local spec_end = cmsgpack.pack('c') .. cmsgpack.pack(now) .. cmsgpack.pack('ea')
 local spec_end_ready, spec_end_scheduled = spec_end .. cmsgpack.pack(actor), spec_end .. '\192'
+local spec_end_ready_af, spec_end_scheduled_af
 local out = {now, 0}  -- last_seq filled in at the end, then the refused jobs
 local created = 0
 -- Sorted-set entries are added after the loop, many per command: one command
 -- per job costs more than the entry itself.
-local to_ready, to_scheduled, to_all = {}, {}, {}
+local to_ready, to_scheduled = {}, {}
+-- The entries of all: one per 1,000 jobs, not one per job (an entry costs
+-- more than the job's record).
+local to_all, entry = {}, {}
 -- Records are written many per command after the loop, too.
 local records, specs, histories, added = {}, {}, {}, {}
 local jobs_key = prefix .. 'jobs'
 --@include record.lua
 local seq = math.max(now * 1024, tonumber(redis.call('GET', KEYS[8]) or '0') + 1, tonumber(ARGV[4]))
+local function end_entry()
+  if #entry == 0 then return end
+  to_all[#to_all + 1] = seq - #entry
+  to_all[#to_all + 1] = table.concat(entry, ' ')
+  entry = {}
+end
 local function add_all(key, pairs, cmd)
   for i = 1, #pairs, 1000 do
     redis.call(cmd or 'ZADD', key, unpack(pairs, i, math.min(i + 999, #pairs)))
@@ -125,23 +141,29 @@ for i = 1, count do
     -- the record above. A job that is ready at once has its 'enqueued' event
     -- in its spec (ea), not in its history: one hash entry less per job.
     if given then added[id] = true end
+    if #entry == 1000 then end_entry() end
+    if #entry == 0 then
+      local af = cmsgpack.pack('af') .. cmsgpack.pack(seq)
+      spec_end_ready_af, spec_end_scheduled_af = spec_end_ready .. af, spec_end_scheduled .. af
+    end
+    entry[#entry + 1] = id
     if state == 'scheduled' then
-      specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_scheduled
+      specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_scheduled_af
       to_scheduled[#to_scheduled + 1], to_scheduled[#to_scheduled + 2] = run_at_s, id
       histories[#histories + 1] = id
       histories[#histories + 1] = '["e",' .. now_s .. ',"","scheduled","enqueued",' .. actor_json ..
                                   ',' .. cjson.encode(note) .. ']'
     else
-      specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_ready
+      specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_ready_af
       local score = prio == '0' and run_at_s or run_at - tonumber(prio) * 17592186044416
       to_ready[#to_ready + 1], to_ready[#to_ready + 2] = score, id
     end
-    to_all[#to_all + 1], to_all[#to_all + 2] = seq, id  -- a number: passed exactly
     seq = seq + 1
     created = created + 1
   end
 end
 if created > 0 then
+  end_entry()
   add_all(jobs_key, records, 'HSET')
   add_all(prefix .. 'specs', specs, 'HSET')
   add_all(prefix .. 'hist', histories, 'HSET')

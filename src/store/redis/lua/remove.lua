@@ -11,6 +11,26 @@ local prefix, all, counters = KEYS[1], KEYS[2], KEYS[6]
 --@include history.lua
 --@include record.lua
 local jobs_key = prefix .. 'jobs'
+
+-- The score of the job's entry in all, from the spec's last field (af,
+-- enqueue.lua), read without decoding the payload before it; nil for a spec
+-- written before af existed, whose job has an entry of its own, or for any
+-- other ending: the entry is then looked for by id.
+local function entry_score(spec)
+  if not spec then return nil end
+  local n = #spec
+  for width, tag in pairs({[8] = '\207', [4] = '\206', [2] = '\205', [1] = '\204'}) do
+    if n > width + 3 and spec:sub(n - width - 3, n - width) == '\162af' .. tag then
+      local v = 0
+      for k = n - width + 1, n do v = v * 256 + string.byte(spec, k) end
+      return v
+    end
+  end
+  if n > 4 and spec:sub(n - 3, n - 1) == '\162af' and string.byte(spec, n) < 128 then
+    return string.byte(spec, n)
+  end
+  return nil
+end
 local sets = {completed = KEYS[3], dead = KEYS[4], cancelled = KEYS[5]}
 local ids = {}
 for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
@@ -38,12 +58,47 @@ for i, id in ipairs(ids) do
   end
 end
 if #removed > 0 then
+  -- Their places in all: a removed job's slot in its entry is left empty,
+  -- so that the others keep their numbers; an entry with no id left goes.
+  local specs = redis.call('HMGET', prefix .. 'specs', unpack(removed))
+  local by_entry, scores, alone = {}, {}, {}
+  for i, id in ipairs(removed) do
+    local first = entry_score(specs[i])
+    if first then
+      if not by_entry[first] then
+        by_entry[first] = {}
+        scores[#scores + 1] = first
+      end
+      by_entry[first][id] = true
+    else
+      alone[#alone + 1] = id
+    end
+  end
+  for _, first in ipairs(scores) do
+    local gone = by_entry[first]
+    for _, entry in ipairs(redis.call('ZRANGEBYSCORE', all, first, first)) do
+      local slots, left, changed = {}, 0, false
+      for slot in (entry .. ' '):gmatch('([^ ]*) ') do
+        if gone[slot] then
+          gone[slot] = nil
+          slot, changed = '', true
+        end
+        if slot ~= '' then left = left + 1 end
+        slots[#slots + 1] = slot
+      end
+      if changed then
+        redis.call('ZREM', all, entry)
+        if left > 0 then redis.call('ZADD', all, first, table.concat(slots, ' ')) end
+      end
+    end
+    for id in pairs(gone) do alone[#alone + 1] = id end
+  end
+  if #alone > 0 then redis.call('ZREM', all, unpack(alone)) end
   redis.call('HDEL', jobs_key, unpack(removed))
   redis.call('HDEL', prefix .. 'specs', unpack(removed))
   for i = 1, #fields, 1000 do  -- unpack takes a few thousand values at most
     redis.call('HDEL', prefix .. 'hist', unpack(fields, i, math.min(i + 999, #fields)))
   end
-  redis.call('ZREM', all, unpack(removed))
   for state, list in pairs(by_state) do
     if #list > 0 then redis.call('ZREM', sets[state], unpack(list)) end
   end
