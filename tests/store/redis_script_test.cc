@@ -1011,41 +1011,74 @@ TEST_F(RedisScriptTest, AllHasOneEntryPerThousandJobsOfACall) {
 }
 
 TEST_F(RedisScriptTest, RemovingAJobEmptiesItsPlaceAndAnEntryWithNoneLeftGoes) {
-  now_ = "1000000";
-  Enqueue({{.id = "a", .check = ""}, {.id = "b", .check = ""}, {.id = "c", .check = ""}});
-  Enqueue({{.id = "d"}});
-  Enqueue({{.id = "old"}});
+  // Numbers of 4 bytes and of 8 (any date after 1970-02-19), each in the
+  // spec's af as MessagePack packs it.
+  for (const char* now : {"1000000", "1796548625000"}) {
+    SCOPED_TRACE(now);
+    ASSERT_TRUE(conn_->Command({"FLUSHALL"}).ok());
+    now_ = now;
+    Enqueue({{.id = "a", .check = ""}, {.id = "b", .check = ""}, {.id = "c", .check = ""}});
+    Enqueue({{.id = "d"}});
+    Enqueue({{.id = "old"}});
+    Enqueue({{.id = "e", .check = ""}, {.id = "f", .check = ""}});
+    QueueKeys k("q");
+    // The earlier form: a job with an entry of its own and no af in its spec.
+    ASSERT_TRUE(conn_
+                    ->Command({"HSET", k.Specs(), "old",
+                               Packed({{"t", "send"}, {"p", "none"}, {"d", "{}"}, {"c", 1000000}})})
+                    .ok());
+    for (const char* id : {"a", "b", "c", "d", "old", "e", "f"}) Cancel(id);
+    const std::string first = Number("a"), c = Number("c");
+    auto remove = [&](std::vector<std::string> ids) {
+      ids.insert(ids.begin(), "purged");
+      Result<Reply> r =
+          conn_->Eval(remove_,
+                      {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
+                       k.State(JobState::kCancelled), k.Counters()},
+                      ids);
+      ASSERT_TRUE(r.ok() && !r->IsError());
+      EXPECT_EQ(r->elements.size(), ids.size() - 1) << "all removed";
+    };
+    remove({"b"});
+    std::vector<std::pair<std::string, std::string>> e = Entries();
+    ASSERT_EQ(e.size(), 4u);
+    EXPECT_EQ(e[0], std::make_pair(first, std::string("a  c"))) << "b's place is left empty";
+    EXPECT_EQ(Number("c"), c) << "the others keep their numbers";
+    remove({"a", "c", "old", "f"});
+    e = Entries();
+    ASSERT_EQ(e.size(), 2u) << "entries with no job left are gone, the earlier form's too";
+    EXPECT_EQ(e[0].second, "d");
+    EXPECT_EQ(e[1].second, "e ");
+    remove({"d", "e"});
+    EXPECT_TRUE(Entries().empty());
+    EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "purged"})->str, "7");
+  }
+}
+
+TEST_F(RedisScriptTest, ManyJobsOfOneEntryAreRemovedInOneCall) {
+  std::vector<NewJobArgs> jobs(1000);
+  for (size_t i = 0; i < jobs.size(); ++i) jobs[i] = {.id = "j" + std::to_string(i), .check = ""};
+  Enqueue(jobs);
+  std::vector<std::string> args = {"trimmed"};
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    Cancel(jobs[i].id);
+    if (i % 2 == 1) args.push_back(jobs[i].id);
+  }
+  const std::string j998 = Number("j998");
   QueueKeys k("q");
-  // The earlier form: a job with an entry of its own and no af in its spec.
-  ASSERT_TRUE(conn_
-                  ->Command({"HSET", k.Specs(), "old",
-                             Packed({{"t", "send"}, {"p", "none"}, {"d", "{}"}, {"c", 1000000}})})
-                  .ok());
-  for (const char* id : {"a", "b", "c", "d", "old"}) Cancel(id);
-  const std::string c = Number("c");
-  auto remove = [&](std::vector<std::string> ids) {
-    ids.insert(ids.begin(), "purged");
-    Result<Reply> r =
-        conn_->Eval(remove_,
-                    {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
-                     k.State(JobState::kCancelled), k.Counters()},
-                    ids);
-    ASSERT_TRUE(r.ok() && !r->IsError());
-    EXPECT_EQ(r->elements.size(), ids.size() - 1) << "all removed";
-  };
-  remove({"b"});
+  Result<Reply> r =
+      conn_->Eval(remove_,
+                  {k.prefix(), k.All(), k.State(JobState::kCompleted), k.State(JobState::kDead),
+                   k.State(JobState::kCancelled), k.Counters()},
+                  args);
+  ASSERT_TRUE(r.ok() && !r->IsError());
+  EXPECT_EQ(r->elements.size(), 500u);
   std::vector<std::pair<std::string, std::string>> e = Entries();
-  ASSERT_EQ(e.size(), 3u);
-  EXPECT_EQ(e[0], std::make_pair(std::string("1024000000"), std::string("a  c")))
-      << "b's place is left empty";
-  EXPECT_EQ(Number("c"), c) << "the others keep their numbers";
-  remove({"a", "c", "old"});
-  e = Entries();
-  ASSERT_EQ(e.size(), 1u) << "entries with no job left are gone, the earlier form's too";
-  EXPECT_EQ(e[0].second, "d");
-  remove({"d"});
-  EXPECT_TRUE(Entries().empty());
-  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "purged"})->str, "5");
+  ASSERT_EQ(e.size(), 1u);
+  std::string left;
+  for (int i = 0; i < 1000; i += 2) left += (i > 0 ? "  j" : "j") + std::to_string(i);
+  EXPECT_EQ(e[0].second, left + " ");
+  EXPECT_EQ(Number("j998"), j998);
 }
 
 TEST_F(RedisScriptTest, AClockGivenByTheStoreReplacesTheServers) {

@@ -78,15 +78,15 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
   Borrow borrowed(*this);
   RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, QueuesOrAll(filter.queue));
-  // Newest first across queues: each queue's `all` set is read in chunks
-  // from its newest end, and the chunks are merged, so a page costs what it
-  // shows (plus what the filter skips, and the rest of the entries it
-  // reads), not the size of the queues.
+  // Newest first across queues: each queue's jobs are read in chunks from
+  // its newest end (list.lua cuts its `all` entries, each the jobs of one
+  // enqueue call: docs/redis-schema.md), and the chunks are merged, so a
+  // page costs what it shows (plus what the filter skips), not the size of
+  // the queues.
   struct Source {
     std::string queue;
-    int64_t bound;      // jobs numbered below it come next (at it too, when inclusive)
-    bool inclusive;     // after the cursor's job, in a queue after the cursor's on a tie
-    std::string below;  // the greatest score of the next entries (Redis's syntax)
+    int64_t bound;   // jobs numbered below it come next (at it too, when inclusive)
+    bool inclusive;  // after the cursor's job, in a queue after the cursor's on a tie
     std::vector<std::pair<int64_t, std::string>> chunk;  // (seq, id), newest first
     size_t next = 0;
     bool exhausted = false;
@@ -95,40 +95,21 @@ Result<JobPage> RedisStore::ListJobs(const JobFilter& filter) {
   std::vector<Source> sources;
   for (const std::string& q : queues) {
     const bool tie_follows = before_queue && q > *before_queue;
-    sources.push_back({q, before, tie_follows, std::to_string(before), {}, 0});
+    sources.push_back({q, before, tie_follows, {}, 0});
   }
-  // An entry lists the jobs of one enqueue call, up to 1,000, numbered from
-  // its score (docs/redis-schema.md): a job enqueued alone has one of its
-  // own. A chunk reads one entry, then as many as the jobs per entry so far
-  // say fill it.
   auto fill = [&](Source& src) -> Status {
+    RETRACED_ASSIGN_OR_RETURN(Reply r, Run("list.lua", {QueueKeys(src.queue).All()},
+                                           {std::to_string(src.bound), src.inclusive ? "1" : "",
+                                            std::to_string(chunk_size)}));
     src.chunk.clear();
     src.next = 0;
-    size_t entries = 0, slots = 0;
-    while (!src.exhausted && src.chunk.size() < chunk_size) {
-      const size_t want =
-          entries == 0 ? 1
-                       : std::clamp<size_t>((chunk_size - src.chunk.size()) * entries / slots + 1,
-                                            1, chunk_size);
-      RETRACED_ASSIGN_OR_RETURN(
-          Reply r, Conn().Command({"ZREVRANGEBYSCORE", QueueKeys(src.queue).All(), src.below,
-                                   "-inf", "WITHSCORES", "LIMIT", "0", std::to_string(want)}));
-      if (r.IsError()) return Status::Internal("ZREVRANGEBYSCORE: " + r.str);
-      for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
-        const std::string& score = r.elements[i + 1].str;
-        int64_t first = 0;
-        std::from_chars(score.data(), score.data() + score.size(), first);
-        std::vector<std::string_view> ids = SplitEntry(r.elements[i].str);
-        ++entries;
-        slots += ids.size();
-        for (size_t k = ids.size(); k-- > 0;) {
-          const int64_t seq = first + static_cast<int64_t>(k);
-          if (ids[k].empty() || seq > src.bound || (seq == src.bound && !src.inclusive)) continue;
-          src.chunk.emplace_back(seq, std::string(ids[k]));
-        }
-        src.below = "(" + std::to_string(first);
-      }
-      src.exhausted = r.elements.size() / 2 < want;
+    for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+      src.chunk.emplace_back(r.elements[i].integer, r.elements[i + 1].str);
+    }
+    src.exhausted = src.chunk.size() < chunk_size;
+    if (!src.chunk.empty()) {
+      src.bound = src.chunk.back().first;
+      src.inclusive = false;
     }
     return Status::Ok();
   };
@@ -190,6 +171,7 @@ Result<std::vector<DeadGroup>> RedisStore::GroupDead(const JobFilter& filter) {
       if (e == entries.end()) {
         RETRACED_ASSIGN_OR_RETURN(Reply r,
                                   Conn().Command({"ZRANGEBYSCORE", k.All(), first, first}));
+        if (r.IsError()) return Status::Internal("ZRANGEBYSCORE: " + r.str);
         int64_t base = 0;
         std::from_chars(first.data(), first.data() + first.size(), base);
         std::map<std::string, int64_t, std::less<>> places;

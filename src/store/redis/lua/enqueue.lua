@@ -33,8 +33,8 @@
 --   the producer gave the id, refuse it if a job has it; "": a generated id,
 --   new by construction, so no lookup)
 --
--- Insertion numbers (the score in `all`, which orders listings newest first,
--- across queues too) are at least now_ms * 1024, the queue's previous one + 1
+-- Insertion numbers (which order listings newest first, across queues too:
+-- all above) are at least now_ms * 1024, the queue's previous one + 1
 -- and seq_hint: increasing within a queue and within a producer (which
 -- passes its latest as the hint), in time order across producers to the
 -- millisecond, and exact as doubles until the year 2250.

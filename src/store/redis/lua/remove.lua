@@ -16,10 +16,12 @@ local jobs_key = prefix .. 'jobs'
 -- enqueue.lua), read without decoding the payload before it; nil for a spec
 -- written before af existed, whose job has an entry of its own, or for any
 -- other ending: the entry is then looked for by id.
+local uint_forms = {{8, '\207'}, {4, '\206'}, {2, '\205'}, {1, '\204'}}  -- MessagePack uint 64..8
 local function entry_score(spec)
   if not spec then return nil end
   local n = #spec
-  for width, tag in pairs({[8] = '\207', [4] = '\206', [2] = '\205', [1] = '\204'}) do
+  for _, form in ipairs(uint_forms) do
+    local width, tag = form[1], form[2]
     if n > width + 3 and spec:sub(n - width - 3, n - width) == '\162af' .. tag then
       local v = 0
       for k = n - width + 1, n do v = v * 256 + string.byte(spec, k) end
@@ -75,20 +77,33 @@ if #removed > 0 then
     end
   end
   for _, first in ipairs(scores) do
-    local gone = by_entry[first]
+    local gone, n_gone = by_entry[first], 0
+    for _ in pairs(gone) do n_gone = n_gone + 1 end
     for _, entry in ipairs(redis.call('ZRANGEBYSCORE', all, first, first)) do
-      local slots, left, changed = {}, 0, false
-      for slot in (entry .. ' '):gmatch('([^ ]*) ') do
-        if gone[slot] then
-          gone[slot] = nil
-          slot, changed = '', true
+      local after = entry
+      if n_gone <= 8 then
+        -- A few ids: found in place (an entry holds up to 1,000).
+        for id in pairs(gone) do
+          local from, to = string.find(' ' .. after .. ' ', ' ' .. id .. ' ', 1, true)
+          if from then
+            after = string.sub(after, 1, from - 1) .. string.sub(after, to - 1)
+            gone[id] = nil
+          end
         end
-        if slot ~= '' then left = left + 1 end
-        slots[#slots + 1] = slot
+      else
+        local slots = {}
+        for slot in (entry .. ' '):gmatch('([^ ]*) ') do
+          if gone[slot] then
+            gone[slot] = nil
+            slot = ''
+          end
+          slots[#slots + 1] = slot
+        end
+        after = table.concat(slots, ' ')
       end
-      if changed then
+      if after ~= entry then
         redis.call('ZREM', all, entry)
-        if left > 0 then redis.call('ZADD', all, first, table.concat(slots, ' ')) end
+        if string.find(after, '[^ ]') then redis.call('ZADD', all, first, after) end
       end
     end
     for id in pairs(gone) do alone[#alone + 1] = id end
