@@ -1081,6 +1081,34 @@ TEST_F(RedisScriptTest, ManyJobsOfOneEntryAreRemovedInOneCall) {
   EXPECT_EQ(Number("j998"), j998);
 }
 
+TEST_F(RedisScriptTest, ADueJobIsMadeReadyOnItsTextOrDecodedInTheEarlierForm) {
+  now_ = "1000000";
+  Enqueue({{.id = "s1", .run_at = "1000500", .unique = "u1", .note = "due at T"},
+           {.id = "s2", .prio = 3, .run_at = "1000500", .note = "due at T"}});
+  QueueKeys k("q");
+  // s2's record in the MessagePack form of an earlier version.
+  ASSERT_TRUE(
+      conn_
+          ->Command({"HSET", k.Jobs(), "s2",
+                     Packed({{"s", "scheduled"}, {"u", 1000000}, {"r", 1000500}, {"pr", 3}})})
+          .ok());
+  now_ = "1000400";
+  EXPECT_EQ(Claimed(Claim(10)).size(), 0u) << "not due yet";
+  now_ = "1000600";
+  std::vector<ClaimedView> jobs = Claimed(Claim(10));
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].id, "s2") << "by priority: its score came from the decoded record";
+  EXPECT_EQ(jobs[0].record.at("run_at"), "1000500");
+  EXPECT_EQ(jobs[1].id, "s1");
+  EXPECT_EQ(jobs[1].record.at("run_at"), "1000500");
+  EXPECT_EQ(jobs[1].record.at("unique"), "u1") << "the rest kept as it was";
+  for (const char* id : {"s1", "s2"}) {
+    std::vector<Json> h = History(id);
+    ASSERT_EQ(h.size(), 2u) << id;
+    EXPECT_EQ(h[1], Json::parse(R"(["e", 1000600, "scheduled", "ready", "due", "system", ""])"));
+  }
+}
+
 TEST_F(RedisScriptTest, AClockGivenByTheStoreReplacesTheServers) {
   now_ = "1000000";
   Reply r = Enqueue({{.id = "s", .run_at = "1005000", .note = "due at +5s"}});

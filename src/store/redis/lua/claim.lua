@@ -36,36 +36,44 @@ local prefix, ready, active, counters = KEYS[1], KEYS[2], KEYS[5], KEYS[6]
 --@include history.lua
 --@include record.lua
 local jobs_key = prefix .. 'jobs'
+local match = string.match
 local worker, max, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 -- Numbers are turned into text once here, not per job: Lua formats every
 -- number it passes to Redis, and that dominated the per-job cost.
 local expires = now + lease
 local now_s, expires_s = tostring(now), tostring(expires)
 
--- Records are read and written many per command (at most 1,000 jobs a call
--- here): one command per job costs more than the record itself.
-local function read_records(ids)
-  local vals = redis.call('HMGET', jobs_key, unpack(ids))
-  for i = 1, #ids do vals[i] = vals[i] and decode(vals[i]) end
-  return vals
-end
-
 -- Due scheduled and retry_wait jobs become ready first.
 for _, due in ipairs({KEYS[3], KEYS[4]}) do
   local promoted = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, 1000)
   if #promoted > 0 then
-    local records = read_records(promoted)
+    local vals = redis.call('HMGET', jobs_key, unpack(promoted))
     local entries, set = {}, {}
     local hist_ids, entries_hist = {}, {}
     for i, id in ipairs(promoted) do
-      local j = records[i]
-      if j then
-        local from = j.s
-        j.s, j.u = 'ready', now_s
-        entries[#entries + 1] = j.pr and j.r - j.pr * 17592186044416 or j.r
+      local v = vals[i]
+      if v then
+        -- On the text (record.lua): s and u replaced, the rest kept by its
+        -- position; a record of an earlier version's form is decoded.
+        local from, n, at, r, pr
+        if string.byte(v) < 128 then
+          from, n, at, r, pr =
+            match(v, '^([^,]*),([^,]*),[^,]*,()[^,]*,[^,]*,[^,]*,[^,]*,([^,]*),([^,]*),')
+        end
+        local record
+        if from then
+          record = 'ready,' .. n .. ',' .. now_s .. ',' .. string.sub(v, at)
+          r, pr = tonumber(r), tonumber(pr)
+        else
+          local j = decode(v)
+          from, n, r, pr = j.s, j.n, tonumber(j.r), j.pr
+          j.s, j.u = 'ready', now_s
+          record = encode(j)
+        end
+        entries[#entries + 1] = pr and r - pr * 17592186044416 or r
         entries[#entries + 1] = id
-        set[#set + 1], set[#set + 2] = id, encode(j)
-        hist_ids[#hist_ids + 1] = hist_field(id, j.n)
+        set[#set + 1], set[#set + 2] = id, record
+        hist_ids[#hist_ids + 1] = hist_field(id, n)
         entries_hist[#hist_ids] = '["e",' .. now_s .. ',"' .. from .. '","ready","due","system",""]'
       end
     end
@@ -102,13 +110,15 @@ local claimed = 0
 -- trigger (tr) read.
 local worker_field = record_escape(worker)
 local head_tail = now_s .. ',' .. expires_s .. ',,' .. worker_field .. ','
-local match = string.match
 for i, id in ipairs(ids) do
   local v = vals[i]
   if v then  -- always: a ready entry has its record
-    local n, rest, trigger
+    local n, rest, trigger, at
     if string.byte(v) < 128 then
-      n, rest, trigger = match(v, '^[^,]*,(%d*),[^,]*,[^,]*,[^,]*,[^,]*,(([^,]*).*)$')
+      -- Where the kept part starts, not a capture of it: a pattern's .* goes
+      -- byte by byte.
+      n, at, trigger = match(v, '^[^,]*,(%d*),[^,]*,[^,]*,[^,]*,[^,]*,()([^,]*)')
+      if n then rest = string.sub(v, at) end
     end
     if not n then  -- an earlier version's record (record.lua)
       local j = decode(v)

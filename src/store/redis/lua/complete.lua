@@ -35,7 +35,7 @@ local vals = read_stored(ids)
 
 -- The worker as its records hold it (record.lua), to compare without decoding.
 local actor_field = record_escape(actor)
-local match, find = string.match, string.find
+local match, find, sub = string.match, string.find, string.sub
 local ended, finished = {}, {}
 local n_ended = 0
 for i, id in ipairs(ids) do
@@ -46,12 +46,14 @@ for i, id in ipairs(ids) do
   -- token, its worker acks it, and the rest has no unique key to release
   -- ("\161k" is the name k in MessagePack; its absence rules one out).
   -- The record becomes completed: u the end, sa the start, l cleared.
-  local n, u, w, rest
+  -- (The rest by its position, not captured: a pattern's .* goes byte by
+  -- byte over it.)
+  local n, u, w, at
   if v and not records[id] then
-    n, u, w, rest = match(v, '^active,(%d*),(%d*),[^,]*,[^,]*,([^,]*),(.*)$')
+    n, u, w, at = match(v, '^active,(%d*),(%d*),[^,]*,[^,]*,([^,]*),()')
   end
-  if n == token_s and w == actor_field and not find(rest, '\161k', 1, true) then
-    rewrite(id, 'completed,' .. n .. ',' .. now_s .. ',,' .. u .. ',' .. w .. ',' .. rest)
+  if n == token_s and w == actor_field and not find(v, '\161k', at, true) then
+    rewrite(id, 'completed,' .. n .. ',' .. now_s .. ',,' .. u .. ',' .. w .. ',' .. sub(v, at))
     n_ended = n_ended + 1
     ended[n_ended], finished[2 * n_ended - 1], finished[2 * n_ended] = id, now_s, id
     done = done + 1

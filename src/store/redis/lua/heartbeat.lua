@@ -30,14 +30,15 @@ for i, id in ipairs(ids) do
   -- The lease's expiry (l) is replaced in the record's text (record.lua);
   -- a record that is not an active one's text (another state, an earlier
   -- version's form, or decoded earlier in this call) is decoded.
-  local n, u, rest
+  local n, u, at
   local v = stored[id]
   if v == nil then v = vals[i] end
-  if v and not records[id] then n, u, rest = string.match(v, '^active,(%d+),(%d*),[^,]*,(.*)$') end
+  -- (The rest by its position: a pattern's .* goes byte by byte over it.)
+  if v and not records[id] then n, u, at = string.match(v, '^active,(%d+),(%d*),[^,]*,()') end
   local extended = false
   if n then
     if tonumber(n) == token then
-      rewrite(id, 'active,' .. n .. ',' .. u .. ',' .. expires_s .. ',' .. rest)
+      rewrite(id, 'active,' .. n .. ',' .. u .. ',' .. expires_s .. ',' .. string.sub(v, at))
       extended = true
     end
   else
