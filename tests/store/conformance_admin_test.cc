@@ -163,7 +163,7 @@ TEST_P(AdminTest, PagesKeepJobsOfTwoProducersInOneMillisecond) {
 }
 
 TEST_P(AdminTest, ABigBatchPagesInOrderAfterJobsInItsMiddleAreRemoved) {
-  // More jobs in one call than a Redis entry of `all` holds (1,000), then
+  // More jobs in one call than a Redis entry of `all` holds (100), then
   // every seventh cancelled and purged: the rest still page newest first.
   Add(Job());
   std::vector<NewJob> batch(2300, Job());

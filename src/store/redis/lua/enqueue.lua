@@ -8,7 +8,7 @@
 -- KEYS[3] scheduled sorted set, score run_at
 -- KEYS[4] unique    hash: unique key -> id of the live job holding it
 -- KEYS[5] all       sorted set of every job: each entry lists the ids of up to
---                   1,000 jobs created by one call, space-separated, its
+--                   100 jobs created by one call, space-separated, its
 --                   score the first one's insertion number (the k-th id's is
 --                   score + k; docs/redis-schema.md)
 -- KEYS[6] counters  hash of queue counters
@@ -69,8 +69,9 @@ local created = 0
 -- Sorted-set entries are added after the loop, many per command: one command
 -- per job costs more than the entry itself.
 local to_ready, to_scheduled = {}, {}
--- The entries of all: one per 1,000 jobs, not one per job (an entry costs
--- more than the job's record).
+-- The entries of all: one per 100 jobs, not one per job (an entry costs
+-- more than the job's record); no more than 100, so that removing a job
+-- from its entry (remove.lua) costs little.
 local to_all, entry = {}, {}
 -- Records are written many per command after the loop, too.
 local records, specs, histories, added = {}, {}, {}, {}
@@ -141,7 +142,7 @@ for i = 1, count do
     -- the record above. A job that is ready at once has its 'enqueued' event
     -- in its spec (ea), not in its history: one hash entry less per job.
     if given then added[id] = true end
-    if #entry == 1000 then end_entry() end
+    if #entry == 100 then end_entry() end
     if #entry == 0 then
       local af = cmsgpack.pack('af') .. cmsgpack.pack(seq)
       spec_end_ready_af, spec_end_scheduled_af = spec_end_ready .. af, spec_end_scheduled .. af

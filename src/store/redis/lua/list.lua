@@ -1,7 +1,7 @@
 -- list: a queue's jobs newest first, from a bound down (a listing's chunk).
 --
 -- KEYS[1] all       sorted set of every job: each entry lists the ids of up to
---                   1,000 jobs created by one enqueue call, space-separated, its
+--                   100 jobs created by one enqueue call, space-separated, its
 --                   score the first one's insertion number (the k-th id's is
 --                   score + k; an empty slot is a removed job)
 -- ARGV[1] bound     the jobs numbered below it come
@@ -12,7 +12,7 @@
 -- jobs when no more are below the bound.
 --
 -- Read-only. Entries are read one at a time and cut here, so a chunk costs
--- one round trip whatever the entries hold: 1,000 jobs or one, or mostly
+-- one round trip whatever the entries hold: 100 jobs or one, or mostly
 -- empty slots after a retention trim.
 
 local all = KEYS[1]

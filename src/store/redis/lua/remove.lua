@@ -33,6 +33,35 @@ local function entry_score(spec)
   end
   return nil
 end
+-- The entry with the slots of the ids in `gone` emptied (their spaces
+-- stay), each id found taken out of `gone`. Found in place and cut once:
+-- Lua hashes every byte of every string it makes, and an entry is up to
+-- 100 ids long.
+local function without(entry, gone)
+  local cuts, ends, len = {}, {}, #entry
+  for id in pairs(gone) do
+    local init = 1
+    while true do
+      local from, to = string.find(entry, id, init, true)
+      if not from then break end
+      if (from == 1 or string.byte(entry, from - 1) == 32) and
+         (to == len or string.byte(entry, to + 1) == 32) then
+        cuts[#cuts + 1], ends[from], gone[id] = from, to, nil
+        break
+      end
+      init = from + 1
+    end
+  end
+  if #cuts == 0 then return entry end
+  table.sort(cuts)
+  local pieces, at = {}, 1
+  for _, from in ipairs(cuts) do
+    pieces[#pieces + 1] = string.sub(entry, at, from - 1)
+    at = ends[from] + 1
+  end
+  pieces[#pieces + 1] = string.sub(entry, at)
+  return table.concat(pieces)
+end
 local sets = {completed = KEYS[3], dead = KEYS[4], cancelled = KEYS[5]}
 local ids = {}
 for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
@@ -77,30 +106,9 @@ if #removed > 0 then
     end
   end
   for _, first in ipairs(scores) do
-    local gone, n_gone = by_entry[first], 0
-    for _ in pairs(gone) do n_gone = n_gone + 1 end
+    local gone = by_entry[first]
     for _, entry in ipairs(redis.call('ZRANGEBYSCORE', all, first, first)) do
-      local after = entry
-      if n_gone <= 8 then
-        -- A few ids: found in place (an entry holds up to 1,000).
-        for id in pairs(gone) do
-          local from, to = string.find(' ' .. after .. ' ', ' ' .. id .. ' ', 1, true)
-          if from then
-            after = string.sub(after, 1, from - 1) .. string.sub(after, to - 1)
-            gone[id] = nil
-          end
-        end
-      else
-        local slots = {}
-        for slot in (entry .. ' '):gmatch('([^ ]*) ') do
-          if gone[slot] then
-            gone[slot] = nil
-            slot = ''
-          end
-          slots[#slots + 1] = slot
-        end
-        after = table.concat(slots, ' ')
-      end
+      local after = without(entry, gone)
       if after ~= entry then
         redis.call('ZREM', all, entry)
         if string.find(after, '[^ ]') then redis.call('ZADD', all, first, after) end
