@@ -33,11 +33,21 @@ local function entry_score(spec)
   end
   return nil
 end
--- The entry with the slots of the ids in `gone` emptied (their spaces
--- stay), each id found taken out of `gone`. Found in place and cut once:
--- Lua hashes every byte of every string it makes, and an entry is up to
--- 100 ids long.
-local function without(entry, gone)
+-- The entry with the slots of the ids in `gone` (n of them) emptied, their
+-- spaces kept; each id found is taken out of `gone`. Lua hashes every byte
+-- of every string it makes, and an entry is up to 100 ids long: a few ids
+-- are found in place and the entry cut once; many, by reading its slots.
+local function without(entry, gone, n)
+  if n > 8 then
+    local slots, changed = {}, false
+    for slot in string.gmatch(entry .. ' ', '([^ ]*) ') do
+      if gone[slot] then
+        gone[slot], slot, changed = nil, '', true
+      end
+      slots[#slots + 1] = slot
+    end
+    return changed and table.concat(slots, ' ') or entry
+  end
   local cuts, ends, len = {}, {}, #entry
   for id in pairs(gone) do
     local init = 1
@@ -92,15 +102,15 @@ if #removed > 0 then
   -- Their places in all: a removed job's slot in its entry is left empty,
   -- so that the others keep their numbers; an entry with no id left goes.
   local specs = redis.call('HMGET', prefix .. 'specs', unpack(removed))
-  local by_entry, scores, alone = {}, {}, {}
+  local by_entry, counts, scores, alone = {}, {}, {}, {}
   for i, id in ipairs(removed) do
     local first = entry_score(specs[i])
     if first then
       if not by_entry[first] then
-        by_entry[first] = {}
+        by_entry[first], counts[first] = {}, 0
         scores[#scores + 1] = first
       end
-      by_entry[first][id] = true
+      by_entry[first][id], counts[first] = true, counts[first] + 1
     else
       alone[#alone + 1] = id
     end
@@ -108,7 +118,7 @@ if #removed > 0 then
   for _, first in ipairs(scores) do
     local gone = by_entry[first]
     for _, entry in ipairs(redis.call('ZRANGEBYSCORE', all, first, first)) do
-      local after = without(entry, gone)
+      local after = without(entry, gone, counts[first])
       if after ~= entry then
         redis.call('ZREM', all, entry)
         if string.find(after, '[^ ]') then redis.call('ZADD', all, first, after) end
