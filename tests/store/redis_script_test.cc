@@ -617,6 +617,28 @@ TEST_F(RedisScriptTest, AnAttemptsStartIsWrittenOnceBeforeWhatIsRecordedWhileItR
   EXPECT_EQ(Field("a", "start_written"), "(nil)");
 }
 
+TEST_F(RedisScriptTest, AnEndOnTheTextKeepsWhatWasRecordedWhileItsAttemptRan) {
+  // As above, with an end that changes nothing in the record's rest (no
+  // delay to set): the text path, which reads the attempt's history field
+  // only when something was written there already (its start).
+  last_delay_ = "";
+  Enqueue({{.id = "a"}, {.id = "b"}});
+  Claim(2, "w1");
+  EXPECT_EQ(End("a", 7, "completed", "succeeded", "completed").elements[0].integer, 0);
+  EXPECT_EQ(End("a", 1, "ready", "retry_scheduled", "failed", std::to_string(Now())).integer, 1);
+  std::vector<Json> h = History("a");
+  ASSERT_EQ(h.size(), 4u) << "enqueue, the start, the refusal, then the end";
+  EXPECT_EQ(h[1][0], "a");
+  EXPECT_EQ(h[2][4], "stale_lease_refused");
+  EXPECT_EQ(h[3][0], "x");
+  EXPECT_EQ(End("b", 1, "ready", "retry_scheduled", "failed", std::to_string(Now())).integer, 1);
+  h = History("b");
+  ASSERT_EQ(h.size(), 3u) << "enqueue, then the start and the end, in a field of their own";
+  EXPECT_EQ(h[1][0], "a");
+  EXPECT_EQ(h[2][0], "x");
+  EXPECT_EQ(HistoryFields("b"), std::vector<std::string>{"b#1"});
+}
+
 TEST_F(RedisScriptTest, ASuccessWritesNoRecordsUntilSomethingFollowsIt) {
   Enqueue({{.id = "a", .unique = "u"}, {.id = "b"}});
   Reply claimed = Claim(2, "w1");
