@@ -1,7 +1,7 @@
 # retraced_embed(TARGET_VAR OUTPUT SYMBOL GLOB)
 # Writes OUTPUT, a C++ file defining
 #   const std::vector<retraced::EmbeddedFile>& SYMBOL();
-# with the name and text of every file matching GLOB, sorted by name, and
+# with the name, text and SHA1 of every file matching GLOB, sorted by name, and
 # appends OUTPUT to the list TARGET_VAR. CMake re-runs when a file changes.
 # A line "--@include NAME" is replaced by the text of include/NAME in the
 # file's folder (shared Lua code of the Redis scripts).
@@ -36,7 +36,11 @@ function(retraced_embed target_var output symbol glob)
     if(NOT clash EQUAL -1)
       message(FATAL_ERROR "${f} contains the raw-string terminator )embed\"")
     endif()
-    string(APPEND content "      {\"${name}\", R\"embed(${text})embed\"},\n")
+    # The text's SHA1, as Redis names a script it has loaded: a process
+    # calls EVALSHA without loading the script first (SCRIPT LOAD only on
+    # NOSCRIPT, once per server).
+    string(SHA1 sha1 "${text}")
+    string(APPEND content "      {\"${name}\", R\"embed(${text})embed\", \"${sha1}\"},\n")
   endforeach()
   string(APPEND content "  };\n  return files;\n}\n\n}  // namespace retraced\n")
   file(WRITE ${output}.tmp "${content}")

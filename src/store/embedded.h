@@ -11,6 +11,7 @@ namespace retraced {
 struct EmbeddedFile {
   std::string_view name;  // file name, e.g. "0001_initial.sql"
   std::string_view text;
+  std::string_view sha1;  // of text, in hex: the name Redis gives a script it loads
 };
 
 // src/store/sqlite/migrations/*.sql, sorted by name.

@@ -254,6 +254,31 @@ class RedisScriptTest : public ::testing::Test {
   }
 };
 
+TEST_F(RedisScriptTest, EachScriptIsNamedByTheSha1RedisGivesIt) {
+  // Calls go by EVALSHA under the SHA1 computed at build time, with no
+  // SCRIPT LOAD until the server answers NOSCRIPT: it must be Redis's name.
+  ASSERT_FALSE(RedisScriptFiles().empty());
+  for (const EmbeddedFile& f : RedisScriptFiles()) {
+    Result<Reply> loaded = conn_->Command({"SCRIPT", "LOAD", std::string(f.text)});
+    ASSERT_TRUE(loaded.ok() && !loaded->IsError()) << f.name;
+    EXPECT_EQ(loaded->str, f.sha1) << f.name;
+  }
+  // A server that has not loaded a script runs it all the same: the first
+  // call is answered NOSCRIPT, the script is loaded and the call sent again.
+  ASSERT_TRUE(conn_->Command({"SCRIPT", "FLUSH"}).ok());
+  Script claim = Load("claim.lua");
+  for (const EmbeddedFile& f : RedisScriptFiles()) {
+    if (f.name == "claim.lua") claim.sha = std::string(f.sha1);  // as the store starts
+  }
+  QueueKeys k("q");
+  Result<Reply> r = conn_->Eval(
+      claim, {k.prefix(), k.Ready(), k.Scheduled(), k.RetryWait(), k.Active(), k.Counters()},
+      {"", "w1", "1", "1000"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->IsError()) << r->str;
+  EXPECT_EQ(conn_->Command({"SCRIPT", "EXISTS", claim.sha})->elements.at(0).integer, 1);
+}
+
 TEST_F(RedisScriptTest, EnqueueAddsJobsAndRecordsTheEvent) {
   Reply r = Enqueue({{.id = "a",
                       .payload = R"({"to":"x"})",

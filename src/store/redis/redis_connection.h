@@ -1,8 +1,8 @@
 // One connection to a Redis server over hiredis, for the Redis store: plain
-// commands, pipelines, and Lua scripts called by EVALSHA (loaded once,
-// reloaded when the server answers NOSCRIPT). When the server goes away the
-// connection reconnects with back-off; until it can, calls fail at once with
-// Unavailable naming the server, rather than hang.
+// commands, pipelines, and Lua scripts called by EVALSHA (by the SHA1
+// computed when they were embedded; loaded when the server answers NOSCRIPT). When the server goes
+// away the connection reconnects with back-off; until it can, calls fail at once with Unavailable
+// naming the server, rather than hang.
 //
 // Not thread-safe: one connection per thread or behind a mutex.
 #ifndef RETRACED_STORE_REDIS_REDIS_CONNECTION_H_
@@ -45,7 +45,7 @@ struct ConnectionOptions {
 struct Script {
   std::string name;
   std::string text;
-  std::string sha;  // filled by the first call; the same on every server
+  std::string sha;  // its SHA1, the same on every server; "" loads it first
 };
 
 class Connection {

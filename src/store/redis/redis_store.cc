@@ -29,7 +29,8 @@ std::unique_ptr<RedisStore::PooledConnection> RedisStore::NewPooled(
   auto p = std::make_unique<PooledConnection>();
   p->conn = std::move(conn);
   for (const EmbeddedFile& f : RedisScriptFiles()) {
-    p->scripts.emplace(std::string(f.name), Script{std::string(f.name), std::string(f.text), ""});
+    p->scripts.emplace(std::string(f.name),
+                       Script{std::string(f.name), std::string(f.text), std::string(f.sha1)});
   }
   return p;
 }
