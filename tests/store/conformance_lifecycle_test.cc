@@ -103,6 +103,79 @@ TEST_P(StoreTest, ALiveUniqueKeyReturnsItsHolderUntilTheJobFinishes) {
   EXPECT_NE(second, first);
 }
 
+TEST_P(StoreTest, AJobInABigBatchIsStoredAsAloneAndItsHeldUniqueKeyRefusesOnlyIt) {
+  // A big batch of generated ids takes another path in the Redis store (its
+  // producer writes the specs): the same jobs, alone or in the batch, read
+  // the same.
+  NewJob held = Job();
+  held.unique_key = "k-3";
+  const std::string holder = Add(held);
+  std::vector<NewJob> batch(60, Job());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].payload = R"({"n":)" + std::to_string(i) + "}";
+    if (i % 10 == 3) batch[i].unique_key = "k-" + std::to_string(i % 20);  // k-3 or k-13
+    if (i % 9 == 4) batch[i].run_at = clock_.Now() + Millis(5000);
+    if (i % 7 == 2) batch[i].priority = 2;
+    if (i % 8 == 1) batch[i].timeout = Millis(1500);
+  }
+  batch[50].type = "other";
+  batch[51].policy = *ParsePolicy("exponential(1s, max=1m, retries=5)");
+  Result<std::vector<EnqueueResult>> r = store_->Enqueue(batch, "test");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), batch.size());
+  std::vector<std::string> listed = {holder};  // oldest first
+  for (size_t i = 0; i < batch.size(); ++i) {
+    SCOPED_TRACE(i);
+    const EnqueueResult& e = (*r)[i];
+    if (i == 3 || i == 23 || i == 43) {
+      EXPECT_FALSE(e.created);
+      EXPECT_EQ(e.id, holder);
+      EXPECT_EQ(e.note, "unique key 'k-3' is held by live job " + holder);
+      continue;
+    }
+    if (i == 33 || i == 53) {
+      EXPECT_FALSE(e.created);
+      EXPECT_EQ(e.id, (*r)[13].id) << "held by a job of the same batch";
+      continue;
+    }
+    ASSERT_TRUE(e.created) << e.note;
+    listed.push_back(e.id);
+    NewJob alone = batch[i];
+    alone.unique_key.reset();
+    const retraced::Job a = Get(Add(alone)), j = Get(e.id);
+    EXPECT_EQ(j.type, a.type);
+    EXPECT_EQ(j.payload, a.payload);
+    EXPECT_EQ(j.policy, a.policy);
+    EXPECT_EQ(j.timeout, a.timeout);
+    EXPECT_EQ(j.priority, a.priority);
+    EXPECT_EQ(j.state, a.state);
+    EXPECT_EQ(j.run_at, a.run_at);
+    EXPECT_EQ(j.created_at, a.created_at);
+    EXPECT_EQ(j.unique_key, batch[i].unique_key);
+    ASSERT_EQ(j.events.size(), 1u);
+    ASSERT_EQ(a.events.size(), 1u);
+    EXPECT_EQ(j.events[0].to, a.events[0].to);
+    EXPECT_EQ(j.events[0].actor, "test");
+    EXPECT_EQ(j.events[0].note, a.events[0].note);
+    EXPECT_TRUE(store_->Cancel(a.id, "ops", "a copy").ok());
+  }
+  QueueStats stats = StatsOf("emails");
+  EXPECT_EQ(stats.states[JobState::kReady] + stats.states[JobState::kScheduled],
+            static_cast<int64_t>(listed.size()));
+  // Listed newest first, the batch in its order, with none of the refused jobs.
+  JobFilter f;
+  f.queue = "emails";
+  f.limit = 1000;
+  Result<JobPage> all = store_->ListJobs(f);
+  ASSERT_TRUE(all.ok());
+  std::vector<std::string> in_order;
+  for (const JobSummary& s : all->jobs) {
+    if (s.job.state != JobState::kCancelled) in_order.push_back(s.job.id);
+  }
+  std::reverse(in_order.begin(), in_order.end());
+  EXPECT_EQ(in_order, listed);
+}
+
 TEST_P(StoreTest, ABadJobRejectsTheWholeBatchAndStoresNothing) {
   std::vector<NewJob> batch = {Job(), Job(), Job()};
   batch[0].id = "good-1";

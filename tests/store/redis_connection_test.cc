@@ -128,6 +128,31 @@ TEST_F(RedisConnectionTest, ManyCallsOfAScriptGoInOneRoundTripAndSurviveAFlush) 
   EXPECT_EQ(r->front().integer, 5051) << "reloaded after NOSCRIPT, and run once";
 }
 
+TEST_F(RedisConnectionTest, ATransactionRunsItsCommandsThenTheScriptAndSurvivesAFlush) {
+  std::unique_ptr<Connection> c = Connect(server_->Url());
+  Script read{"read", "return redis.call('HGET', KEYS[1], ARGV[1]) .. redis.call('INCR', KEYS[2])",
+              ""};
+  Result<Reply> r = c->EvalInTransaction({{"HSET", "h", "f", "a"}}, read, {"h", "runs"}, {"f"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->str, "a1") << "the script sees what the commands before it wrote";
+  EXPECT_EQ(c->Command({"SCRIPT", "FLUSH"})->str, "OK");
+  r = c->EvalInTransaction({{"HSET", "h", "f", "b"}, {"SET", "x", "1"}}, read, {"h", "runs"},
+                           {"f"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->str, "b2") << "reloaded after NOSCRIPT, and run once";
+  // A command refused when queued: nothing runs.
+  r = c->EvalInTransaction({{"HSET", "h", "f"}}, read, {"h", "runs"}, {"f"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("HSET"), std::string::npos) << r.status().message();
+  EXPECT_EQ(c->Command({"GET", "runs"})->str, "2");
+  // A command that fails when run is an error too.
+  r = c->EvalInTransaction({{"INCR", "h"}}, read, {"h", "runs"}, {"f"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("INCR: WRONGTYPE"), std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(c->Command({"PING"})->str, "PONG") << "the connection is still in step";
+}
+
 TEST(RedisAuthTest, PasswordsAndAclUsersAreChecked) {
   if (!RedisServer::Available()) GTEST_SKIP() << "redis-server is not installed";
   std::string error;

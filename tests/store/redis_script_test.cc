@@ -42,15 +42,41 @@ class RedisScriptTest : public ::testing::Test {
                 note = "";
     std::string check = "1";  // "1": a producer's id, looked up; "": a generated one
   };
+  // enqueue.lua as the store calls it. `written`: as it does for a batch of
+  // generated ids, with numbers and the time from reserve.lua, the specs
+  // written by the producer and the script in one transaction.
   Reply Enqueue(const std::vector<NewJobArgs>& jobs, const std::string& queue = "q",
-                const std::string& seq_hint = "0") {
+                const std::string& seq_hint = "0", bool written = false) {
     QueueKeys k(queue);
-    std::vector<std::string> args = {now_, "test", std::to_string(jobs.size()), seq_hint};
-    for (const NewJobArgs& j : jobs) {
+    std::string now = now_;
+    int64_t first = 0;
+    if (written) {
+      Result<Reply> reserved =
+          conn_->Eval(reserve_, {k.Seq()}, {now_, std::to_string(jobs.size()), seq_hint});
+      EXPECT_TRUE(reserved.ok() && reserved->elements.size() == 2);
+      if (!reserved.ok() || reserved->elements.size() != 2) return Reply();
+      now = std::to_string(reserved->elements[0].integer);
+      first = reserved->elements[1].integer;
+    }
+    std::vector<std::string> args = {now, "test", std::to_string(jobs.size()),
+                                     written ? std::to_string(first) : seq_hint,
+                                     written ? "1" : ""};
+    std::vector<std::string> hset = {"HSET", k.Specs()};
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const NewJobArgs& j = jobs[i];
       args.push_back(j.id);
-      args.push_back(
+      std::string spec =
           PackSpec(j.type, j.policy, j.payload,
-                   j.timeout.empty() ? std::nullopt : std::optional(std::stoll(j.timeout))));
+                   j.timeout.empty() ? std::nullopt : std::optional(std::stoll(j.timeout)));
+      if (written) {
+        const bool later = !j.run_at.empty() && std::stoll(j.run_at) > std::stoll(now);
+        AppendSpecEnd(&spec, std::stoll(now), later ? std::nullopt : std::optional("test"),
+                      first + static_cast<int64_t>(i / 100 * 100));
+        hset.push_back(j.id);
+        hset.push_back(spec);
+      } else {
+        args.push_back(spec);
+      }
       // Three arguments for a job with no options, as the store sends it.
       if (j.prio == 0 && j.run_at.empty() && j.unique.empty() && j.deadline_at.empty() &&
           j.deadline_after.empty() && j.check.empty()) {
@@ -60,10 +86,10 @@ class RedisScriptTest : public ::testing::Test {
       args.insert(args.end(), {"1", std::to_string(j.prio), j.run_at, j.unique, j.deadline_at,
                                j.deadline_after, j.note, j.check});
     }
-    Result<Reply> r = conn_->Eval(enqueue_,
-                                  {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(),
-                                   k.Counters(), k.Signal(), k.Seq()},
-                                  args);
+    const std::vector<std::string> keys = {k.prefix(), k.Ready(),    k.Scheduled(), k.Unique(),
+                                           k.All(),    k.Counters(), k.Signal(),    k.Seq()};
+    Result<Reply> r = written ? conn_->EvalInTransaction({hset}, enqueue_, keys, args)
+                              : conn_->Eval(enqueue_, keys, args);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_FALSE(r->IsError()) << r->str;
     return *r;
@@ -199,6 +225,7 @@ class RedisScriptTest : public ::testing::Test {
   }
 
   Script enqueue_ = Load("enqueue.lua"), claim_ = Load("claim.lua");
+  Script reserve_ = Load("reserve.lua");
   Script end_ = Load("end_attempt.lua"), heartbeat_ = Load("heartbeat.lua");
   Script replay_ = Load("replay.lua"), cancel_ = Load("cancel.lua"), remove_ = Load("remove.lua");
   Script complete_ = Load("complete.lua");
@@ -1065,6 +1092,83 @@ TEST_F(RedisScriptTest, AllHasOneEntryPerHundredJobsOfACall) {
   ASSERT_EQ(e.size(), 4u);
   EXPECT_EQ(e[3], std::make_pair(std::string("1024000250"), std::string("x y")));
   EXPECT_EQ(Number("y"), "1024000251");
+}
+
+TEST_F(RedisScriptTest, SpecsWrittenByTheProducerAreTheBytesTheScriptWouldWrite) {
+  now_ = "1796548625000";  // numbers of 8 bytes in af
+  std::vector<NewJobArgs> jobs(230);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    // Payloads of every MessagePack string form: fixstr, str 8 and str 16.
+    jobs[i] = {
+        .id = "j" + std::to_string(i), .payload = std::string(i * i % 400, 'p'), .check = ""};
+    if (i % 7 == 3) jobs[i].run_at = "1796548999000", jobs[i].note = "due later";
+    if (i % 11 == 5) jobs[i].prio = -4;
+    if (i % 13 == 6) jobs[i].timeout = "70000";
+  }
+  Reply by_script = Enqueue(jobs, "q");
+  Reply by_producer = Enqueue(jobs, "w", "0", /*written=*/true);
+  ASSERT_EQ(by_script.elements.size(), 2u);
+  ASSERT_EQ(by_producer.elements.size(), 2u);
+  EXPECT_EQ(by_producer.elements[1].integer, by_script.elements[1].integer) << "the same numbers";
+  for (const NewJobArgs& j : jobs) {
+    for (const auto& hash : {&QueueKeys::Specs, &QueueKeys::Jobs, &QueueKeys::History}) {
+      Reply a = *conn_->Command({"HGET", (QueueKeys("q").*hash)(), j.id});
+      Reply b = *conn_->Command({"HGET", (QueueKeys("w").*hash)(), j.id});
+      EXPECT_EQ(a.type, b.type) << j.id;
+      EXPECT_EQ(a.str, b.str) << j.id;
+    }
+  }
+  EXPECT_EQ(Field("j1", "all_first"), "1839665792000000");
+  EXPECT_EQ(Entries("w"), Entries("q"));
+  for (const std::string& key : {std::string("ready"), std::string("scheduled")}) {
+    EXPECT_EQ(
+        conn_->Command({"ZRANGE", "rt:{w}:" + key, "0", "-1", "WITHSCORES"})->elements.size(),
+        conn_->Command({"ZRANGE", "rt:{q}:" + key, "0", "-1", "WITHSCORES"})->elements.size());
+    Reply a = *conn_->Command({"ZRANGE", "rt:{q}:" + key, "0", "-1", "WITHSCORES"});
+    Reply b = *conn_->Command({"ZRANGE", "rt:{w}:" + key, "0", "-1", "WITHSCORES"});
+    for (size_t i = 0; i < a.elements.size() && i < b.elements.size(); ++i) {
+      EXPECT_EQ(a.elements[i].str, b.elements[i].str) << key << " " << i;
+    }
+  }
+  EXPECT_EQ(conn_->Command({"HGET", "rt:{w}:counters", "enqueued"})->str, "230");
+}
+
+TEST_F(RedisScriptTest, AWrittenCallLeavesARefusedJobsPlaceEmptyAndDeletesItsSpec) {
+  now_ = "1000000";
+  Enqueue({{.id = "holder", .unique = "u1"}});  // number 1024000000
+  Reply r = Enqueue({{.id = "a", .check = ""},
+                     {.id = "b", .unique = "u1", .check = ""},
+                     {.id = "c", .unique = "u2", .check = ""},
+                     {.id = "d", .unique = "u2", .check = ""},
+                     {.id = "e", .check = ""}},
+                    "q", "0", /*written=*/true);
+  ASSERT_EQ(r.elements.size(), 10u) << "b and d refused";
+  EXPECT_EQ(r.elements[1].integer, 1024000005) << "the last number reserved";
+  EXPECT_EQ(r.elements[2].integer, 2);
+  EXPECT_EQ(r.elements[3].integer, 2);
+  EXPECT_EQ(r.elements[4].str, "holder");
+  EXPECT_EQ(r.elements[6].integer, 4);
+  EXPECT_EQ(r.elements[8].str, "c") << "held by a job of the same call";
+  std::vector<std::pair<std::string, std::string>> e = Entries();
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[1], std::make_pair(std::string("1024000001"), std::string("a  c  e")))
+      << "refused jobs keep their places empty";
+  EXPECT_EQ(Number("e"), "1024000005");
+  EXPECT_EQ(Field("e", "all_first"), "1024000001");
+  QueueKeys k("q");
+  for (const char* gone : {"b", "d"}) {
+    EXPECT_EQ(conn_->Command({"HEXISTS", k.Specs(), gone})->integer, 0) << gone;
+    EXPECT_EQ(conn_->Command({"HEXISTS", k.Jobs(), gone})->integer, 0) << gone;
+  }
+  EXPECT_EQ(conn_->Command({"HLEN", k.Specs()})->integer, 4);
+  EXPECT_EQ(conn_->Command({"HGET", k.Counters(), "enqueued"})->str, "4");
+  // A call with no job created adds no entry; its numbers are not given again.
+  r = Enqueue({{.id = "f", .unique = "u1", .check = ""}}, "q", "0", /*written=*/true);
+  ASSERT_EQ(r.elements.size(), 6u);
+  EXPECT_EQ(Entries().size(), 2u);
+  EXPECT_EQ(conn_->Command({"HEXISTS", k.Specs(), "f"})->integer, 0);
+  Enqueue({{.id = "g"}});
+  EXPECT_EQ(Number("g"), "1024000007");
 }
 
 TEST_F(RedisScriptTest, RemovingAJobEmptiesItsPlaceAndAnEntryWithNoneLeftGoes) {

@@ -63,6 +63,13 @@ bool ForEachField(std::string_view packed, const FieldVisitor& visit);
 std::string PackSpec(std::string_view type, std::string_view policy, std::string_view payload,
                      std::optional<int64_t> timeout_ms);
 
+// Appends to a spec from PackSpec the three fields enqueue.lua would add,
+// packed as it packs them: c (`created_ms`), ea (`enqueued_by`; nil for a
+// scheduled job) and af (`entry`). For a producer that writes specs itself
+// (enqueue.lua, written).
+void AppendSpecEnd(std::string* spec, int64_t created_ms,
+                   std::optional<std::string_view> enqueued_by, int64_t entry);
+
 // A job's record or spec, as stored in PREFIX jobs (text with a MessagePack
 // rest, or a MessagePack map written by an earlier version) or PREFIX specs
 // (a MessagePack map; docs/redis-schema.md), into its fields; nullopt when

@@ -384,6 +384,20 @@ std::string PackSpec(std::string_view type, std::string_view policy, std::string
   return out;
 }
 
+void AppendSpecEnd(std::string* spec, int64_t created_ms,
+                   std::optional<std::string_view> enqueued_by, int64_t entry) {
+  PackText(spec, "c");
+  PackInteger(spec, created_ms);
+  PackText(spec, "ea");
+  if (enqueued_by) {
+    PackText(spec, *enqueued_by);
+  } else {
+    spec->push_back(static_cast<char>(0xc0));  // nil
+  }
+  PackText(spec, "af");
+  PackInteger(spec, entry);
+}
+
 std::optional<std::map<std::string, std::string>> DecodeRecord(std::string_view packed,
                                                                bool with_error) {
   std::map<std::string, std::string> f;

@@ -1,5 +1,6 @@
 // The Redis store's job lifecycle: enqueue, claim, complete, fail,
 // heartbeat, release and recovery, each a script call fenced by the lease token.
+#include <algorithm>
 #include <mutex>
 #include <random>
 #include <set>
@@ -11,6 +12,14 @@
 #include "store/store_checks.h"
 
 namespace retraced::redis {
+namespace {
+
+// Enqueue calls of at least this many jobs, all with generated ids, write
+// their specs themselves (enqueue.lua, written); smaller ones do not save
+// the round trip it costs.
+constexpr size_t kWrittenSpecsFrom = 32;
+
+}  // namespace
 
 Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> jobs,
                                                        std::string_view actor) {
@@ -51,23 +60,59 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
   }
   for (const auto& [queue, indexes] : by_queue) {
     QueueKeys k(queue);
-    std::vector<std::string> args = {NowArg(), std::string(actor), std::to_string(indexes.size()),
-                                     std::to_string(last_seq_.load() + 1)};
+    // A batch of generated ids has its specs written by this process, in
+    // the script's transaction: the specs, payloads included, never become
+    // Lua strings, which Redis hashes byte by byte (bench/README.md). That
+    // takes a round trip more, for the server's time and the jobs' numbers.
+    const bool written = indexes.size() >= kWrittenSpecsFrom &&
+                         std::none_of(indexes.begin(), indexes.end(),
+                                      [&](size_t n) { return jobs[n].id.has_value(); });
+    std::string now_arg = NowArg();
+    TimePoint later_than = now;  // run_at after this: scheduled
+    int64_t created_ms = 0;      // when written: the server's time, reserved
+    int64_t first = last_seq_.load() + 1;
+    if (written) {
+      RETRACED_ASSIGN_OR_RETURN(
+          Reply reserved,
+          Conn().EvalAfter({"SADD", std::string(kQueuesKey), queue}, ScriptNamed("reserve.lua"),
+                           {k.Seq()},
+                           {now_arg, std::to_string(indexes.size()), std::to_string(first)}));
+      if (reserved.IsError()) return Status::Internal("script reserve.lua: " + reserved.str);
+      if (reserved.elements.size() != 2) return Status::Internal("reserve.lua: unexpected reply");
+      created_ms = reserved.elements[0].integer;
+      now_arg = std::to_string(created_ms);
+      later_than = FromUnixMillis(created_ms);
+      first = reserved.elements[1].integer;
+    }
+    std::vector<std::string> args = {now_arg, std::string(actor), std::to_string(indexes.size()),
+                                     std::to_string(first), written ? "1" : ""};
     args.reserve(args.size() + 3 * indexes.size());
+    std::vector<std::vector<std::string>> hset;
     // The jobs of a batch mostly share their policy: its text is made once.
     const RetryPolicy* policy = nullptr;
     std::string policy_text;
-    for (size_t n : indexes) {
+    for (size_t p = 0; p < indexes.size(); ++p) {
+      const size_t n = indexes[p];
       const Job& j = built[n];
       if (!policy || !(*policy == j.policy)) {
         policy = &j.policy;
         policy_text = FormatPolicy(j.policy);
       }
+      const bool later = j.run_at > later_than;
       args.push_back(j.id);
-      args.push_back(PackSpec(j.type, policy_text, j.payload,
-                              j.timeout ? std::optional(j.timeout->count()) : std::nullopt));
+      std::string spec = PackSpec(j.type, policy_text, j.payload,
+                                  j.timeout ? std::optional(j.timeout->count()) : std::nullopt);
+      if (written) {
+        // Job p has number first + p; its entry of all starts every 100 (enqueue.lua).
+        AppendSpecEnd(&spec, created_ms, later ? std::nullopt : std::optional(actor),
+                      first + static_cast<int64_t>(p / 100 * 100));
+        if (p % 1000 == 0) hset.push_back({"HSET", k.Specs()});
+        hset.back().push_back(j.id);
+        hset.back().push_back(std::move(spec));
+      } else {
+        args.push_back(std::move(spec));
+      }
       // A job with no options takes three arguments, not ten (enqueue.lua).
-      const bool later = j.run_at > now;
       if (j.priority == 0 && !later && !j.unique_key && !j.deadline_at && !j.policy.deadline &&
           !jobs[n].id) {
         args.emplace_back();
@@ -82,14 +127,14 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
       args.push_back(later ? "due at " + FormatTime(j.run_at) : "");
       args.push_back(jobs[n].id ? "1" : "");
     }
+    const std::vector<std::string> keys = {k.prefix(), k.Ready(),    k.Scheduled(), k.Unique(),
+                                           k.All(),    k.Counters(), k.Signal(),    k.Seq()};
     // One round trip: the queue is registered (lookups by id ask every
     // registered queue) just ahead of the script, which writes its first job.
     RETRACED_ASSIGN_OR_RETURN(
-        Reply r,
-        Conn().EvalAfter({"SADD", std::string(kQueuesKey), queue}, ScriptNamed("enqueue.lua"),
-                         {k.prefix(), k.Ready(), k.Scheduled(), k.Unique(), k.All(), k.Counters(),
-                          k.Signal(), k.Seq()},
-                         args));
+        Reply r, written ? Conn().EvalInTransaction(hset, ScriptNamed("enqueue.lua"), keys, args)
+                         : Conn().EvalAfter({"SADD", std::string(kQueuesKey), queue},
+                                            ScriptNamed("enqueue.lua"), keys, args));
     if (r.IsError()) return Status::Internal("script enqueue.lua: " + r.str);
     // {now, last_seq, i, status, id, note, ...}, flat: the jobs not created
     // (i counts from 1 in this call); every other one was.

@@ -18,12 +18,21 @@
 -- ARGV[2] actor     who enqueues (recorded on the event)
 -- ARGV[3] count     N
 -- ARGV[4] seq_hint  the least insertion number to give (the caller's latest + 1), or 0
--- ARGV[5..]         per job, 3 values, or 10 when it has options:
+-- ARGV[5] written   "" or "1": the producer wrote every job's spec itself,
+--                   in this call's transaction (MULTI, HSET PREFIX specs,
+--                   this script, EXEC), with the numbers now_ms (ARGV[1])
+--                   and ARGV[4] .. ARGV[4] + count - 1 that reserve.lua gave
+--                   it: job i has number ARGV[4] + i - 1 and a refused job
+--                   leaves an empty slot in its entry of all (its spec is
+--                   deleted). Only for generated ids (check "" below).
+-- ARGV[6..]         per job, 3 values, or 10 when it has options (one fewer
+--                   when written: no spec):
 --   id, spec (its MessagePack map, built by the producer, its header counting
 --   three more fields that this script adds at the end: c, when it was
 --   created; ea, who enqueued it (nil for a scheduled job, whose 'enqueued'
 --   event is in its history instead); and af, the score of its entry in
---   all, last so that remove.lua reads it without decoding the payload),
+--   all, last so that remove.lua reads it without decoding the payload;
+--   when written, the producer packs them the same way),
 --   then "" for a job with none of the
 --   options below (the common case: every argument costs), or "1" and 7 more:
 --   priority, run_at_ms ("" = now), unique ("" = none), deadline_at_ms
@@ -77,12 +86,22 @@ local to_all, entry = {}, {}
 local records, specs, histories, added = {}, {}, {}, {}
 local jobs_key = prefix .. 'jobs'
 --@include record.lua
-local seq = math.max(now * 1024, tonumber(redis.call('GET', KEYS[8]) or '0') + 1, tonumber(ARGV[4]))
+local written = ARGV[5] == '1'
+local seq
+if written then
+  seq = tonumber(ARGV[4])
+else
+  seq = math.max(now * 1024, tonumber(redis.call('GET', KEYS[8]) or '0') + 1, tonumber(ARGV[4]))
+end
+local refused_specs = {}
+local entry_used = false  -- when written: a slot of entry is not empty
 local function end_entry()
   if #entry == 0 then return end
-  to_all[#to_all + 1] = seq - #entry
-  to_all[#to_all + 1] = table.concat(entry, ' ')
-  entry = {}
+  if entry_used or not written then
+    to_all[#to_all + 1] = seq - #entry
+    to_all[#to_all + 1] = table.concat(entry, ' ')
+  end
+  entry, entry_used = {}, false
 end
 local function add_all(key, pairs, cmd)
   for i = 1, #pairs, 1000 do
@@ -91,17 +110,23 @@ local function add_all(key, pairs, cmd)
 end
 -- The record of a job with no options, ready now: the same text for all.
 local plain_record = 'ready,,' .. now_s .. ',,,,,' .. now_s .. ',,,,'
-local b = 5
+local b = 6
 for i = 1, count do
-  local id, spec = ARGV[b], ARGV[b + 1]
+  local id, spec = ARGV[b], nil
+  if written then
+    b = b + 1
+  else
+    spec = ARGV[b + 1]
+    b = b + 2
+  end
   local prio, run_at_arg, ukey, deadline_at, deadline_after, note, given = '0', '', '', '', '', '', false
-  if ARGV[b + 2] == '' then
-    b = b + 3
+  if ARGV[b] == '' then
+    b = b + 1
   else
     prio, run_at_arg, ukey, deadline_at, deadline_after, note =
-      ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
-    given = ARGV[b + 9] ~= ''
-    b = b + 10
+      ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
+    given = ARGV[b + 7] ~= ''
+    b = b + 8
   end
   local run_at, run_at_s = now, now_s
   if run_at_arg ~= '' and tonumber(run_at_arg) > now then run_at, run_at_s = tonumber(run_at_arg), run_at_arg end
@@ -109,6 +134,13 @@ for i = 1, count do
   if holder then
     out[#out + 1], out[#out + 2], out[#out + 3] = i, 2, holder
     out[#out + 1] = "unique key '" .. ukey .. "' is held by live job " .. holder
+    if written then
+      -- Its number is taken: an empty slot keeps the next ones' places.
+      if #entry == 100 then end_entry() end
+      entry[#entry + 1] = ''
+      seq = seq + 1
+      refused_specs[#refused_specs + 1] = id
+    end
   elseif given and (added[id] or redis.call('HEXISTS', jobs_key, id) == 1) then
     out[#out + 1], out[#out + 2], out[#out + 3] = i, 0, id
     out[#out + 1] = 'a job with id ' .. id .. ' exists'
@@ -143,19 +175,20 @@ for i = 1, count do
     -- in its spec (ea), not in its history: one hash entry less per job.
     if given then added[id] = true end
     if #entry == 100 then end_entry() end
-    if #entry == 0 then
+    if #entry == 0 and not written then
       local af = cmsgpack.pack('af') .. cmsgpack.pack(seq)
       spec_end_ready_af, spec_end_scheduled_af = spec_end_ready .. af, spec_end_scheduled .. af
     end
     entry[#entry + 1] = id
+    entry_used = true
     if state == 'scheduled' then
-      specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_scheduled_af
+      if not written then specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_scheduled_af end
       to_scheduled[#to_scheduled + 1], to_scheduled[#to_scheduled + 2] = run_at_s, id
       histories[#histories + 1] = id
       histories[#histories + 1] = '["e",' .. now_s .. ',"","scheduled","enqueued",' .. actor_json ..
                                   ',' .. cjson.encode(note) .. ']'
     else
-      specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_ready_af
+      if not written then specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_ready_af end
       local score = prio == '0' and run_at_s or run_at - tonumber(prio) * 17592186044416
       to_ready[#to_ready + 1], to_ready[#to_ready + 2] = score, id
     end
@@ -163,6 +196,7 @@ for i = 1, count do
     created = created + 1
   end
 end
+add_all(prefix .. 'specs', refused_specs, 'HDEL')
 if created > 0 then
   end_entry()
   add_all(jobs_key, records, 'HSET')
@@ -171,7 +205,8 @@ if created > 0 then
   add_all(ready, to_ready)
   add_all(scheduled, to_scheduled)
   add_all(all, to_all)
-  redis.call('SET', KEYS[8], seq - 1)
+  -- reserve.lua has set it already, maybe past these, for a later call.
+  if not written then redis.call('SET', KEYS[8], seq - 1) end
   redis.call('HINCRBY', counters, 'enqueued', created)
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100, '*', 'enqueued', created)
 end
