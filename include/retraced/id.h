@@ -40,8 +40,9 @@ class UlidGenerator {
   uint64_t lo_ = 0;
 };
 
-// Ids, queue names, job types and unique keys are 1 to 128 bytes of
-// [A-Za-z0-9] and "_-.:@". InvalidArgument names `what` and the problem.
+// Ids, queue names, job types and unique keys are 1 to kMaxNameBytes bytes
+// of [A-Za-z0-9] and "_-.:@". InvalidArgument names `what` and the problem.
+inline constexpr size_t kMaxNameBytes = 128;
 Status ValidateName(std::string_view what, std::string_view value);
 
 }  // namespace retraced

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <charconv>
 
 namespace retraced::redis {
 namespace {
@@ -48,16 +49,20 @@ Reply Copy(const redisReply* r) {
 // once, and handed to hiredis whole, instead of copied into a vector of
 // arguments that hiredis then formats one by one (bench/README.md has what
 // that saved: a few percent of a batched enqueue).
-void RespArray(std::string& out, size_t n) {
-  out.push_back('*');
-  out += std::to_string(n);
-  out += "\r\n";
+// "<mark><n>\r\n"
+void RespHeader(std::string& out, char mark, size_t n) {
+  char text[24];
+  text[0] = mark;
+  char* end = std::to_chars(text + 1, text + sizeof text - 2, n).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  out.append(text, end);
 }
 
+void RespArray(std::string& out, size_t n) { RespHeader(out, '*', n); }
+
 void RespBulk(std::string& out, std::string_view arg) {
-  out.push_back('$');
-  out += std::to_string(arg.size());
-  out += "\r\n";
+  RespHeader(out, '$', arg.size());
   out.append(arg);
   out += "\r\n";
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "retraced/id.h"
 #include "retraced/json.h"
 #include "store/redis/redis_fields.h"
 
@@ -368,7 +369,9 @@ bool ForEachField(std::string_view packed, const FieldVisitor& visit) {
 std::string PackSpec(std::string_view type, std::string_view policy, std::string_view payload,
                      std::optional<int64_t> timeout_ms) {
   std::string out;
-  out.reserve(payload.size() + type.size() + policy.size() + 24);
+  // Room for the fields' names and lengths, and for the end a producer that
+  // writes the spec itself adds (AppendSpecEnd: 3 names, 2 numbers, the actor).
+  out.reserve(payload.size() + type.size() + policy.size() + 64 + kMaxNameBytes);
   // A map of up to 7 fields (fixmap): these, and c, ea and af, which enqueue.lua adds.
   out.push_back(static_cast<char>(0x80 | ((timeout_ms ? 4 : 3) + 3)));
   PackText(&out, "t");
