@@ -105,12 +105,13 @@ TEST_P(StoreTest, ALiveUniqueKeyReturnsItsHolderUntilTheJobFinishes) {
 
 TEST_P(StoreTest, AJobInABigBatchIsStoredAsAloneAndItsHeldUniqueKeyRefusesOnlyIt) {
   // A big batch of generated ids takes another path in the Redis store (its
-  // producer writes the specs): the same jobs, alone or in the batch, read
-  // the same.
+  // producer writes the specs, and refused jobs leave their places in the
+  // batch's entries of 100 empty): the same jobs, alone or in the batch,
+  // read the same, and they list and purge in order.
   NewJob held = Job();
   held.unique_key = "k-3";
   const std::string holder = Add(held);
-  std::vector<NewJob> batch(60, Job());
+  std::vector<NewJob> batch(230, Job());
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i].payload = R"({"n":)" + std::to_string(i) + "}";
     if (i % 10 == 3) batch[i].unique_key = "k-" + std::to_string(i % 20);  // k-3 or k-13
@@ -119,27 +120,26 @@ TEST_P(StoreTest, AJobInABigBatchIsStoredAsAloneAndItsHeldUniqueKeyRefusesOnlyIt
     if (i % 8 == 1) batch[i].timeout = Millis(1500);
   }
   batch[50].type = "other";
-  batch[51].policy = *ParsePolicy("exponential(1s, max=1m, retries=5)");
+  batch[151].policy = *ParsePolicy("exponential(1s, max=1m, retries=5)");
   Result<std::vector<EnqueueResult>> r = store_->Enqueue(batch, "test");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->size(), batch.size());
-  std::vector<std::string> listed = {holder};  // oldest first
+  std::vector<std::string> kept = {holder};  // oldest first
   for (size_t i = 0; i < batch.size(); ++i) {
     SCOPED_TRACE(i);
     const EnqueueResult& e = (*r)[i];
-    if (i == 3 || i == 23 || i == 43) {
+    if (i % 20 == 3) {
       EXPECT_FALSE(e.created);
       EXPECT_EQ(e.id, holder);
       EXPECT_EQ(e.note, "unique key 'k-3' is held by live job " + holder);
       continue;
     }
-    if (i == 33 || i == 53) {
+    if (i % 20 == 13 && i != 13) {
       EXPECT_FALSE(e.created);
       EXPECT_EQ(e.id, (*r)[13].id) << "held by a job of the same batch";
       continue;
     }
     ASSERT_TRUE(e.created) << e.note;
-    listed.push_back(e.id);
     NewJob alone = batch[i];
     alone.unique_key.reset();
     const retraced::Job a = Get(Add(alone)), j = Get(e.id);
@@ -158,22 +158,35 @@ TEST_P(StoreTest, AJobInABigBatchIsStoredAsAloneAndItsHeldUniqueKeyRefusesOnlyIt
     EXPECT_EQ(j.events[0].actor, "test");
     EXPECT_EQ(j.events[0].note, a.events[0].note);
     EXPECT_TRUE(store_->Cancel(a.id, "ops", "a copy").ok());
+    if (i % 5 == 0) {
+      EXPECT_TRUE(store_->Cancel(e.id, "ops", "purged below").ok());
+    } else {
+      kept.push_back(e.id);
+    }
   }
+  PurgeRequest purge;
+  purge.state = JobState::kCancelled;
+  purge.by = "ops";
+  Result<PurgeResult> purged = store_->Purge(purge);
+  ASSERT_TRUE(purged.ok()) << purged.status().ToString();
+  EXPECT_EQ(purged->purged, 208 + 46) << "the copies and every fifth job of the batch";
   QueueStats stats = StatsOf("emails");
   EXPECT_EQ(stats.states[JobState::kReady] + stats.states[JobState::kScheduled],
-            static_cast<int64_t>(listed.size()));
-  // Listed newest first, the batch in its order, with none of the refused jobs.
+            static_cast<int64_t>(kept.size()));
+  // Listed newest first, the batch in its order, with none of the refused or
+  // purged jobs.
   JobFilter f;
   f.queue = "emails";
-  f.limit = 1000;
-  Result<JobPage> all = store_->ListJobs(f);
-  ASSERT_TRUE(all.ok());
-  std::vector<std::string> in_order;
-  for (const JobSummary& s : all->jobs) {
-    if (s.job.state != JobState::kCancelled) in_order.push_back(s.job.id);
-  }
-  std::reverse(in_order.begin(), in_order.end());
-  EXPECT_EQ(in_order, listed);
+  f.limit = 70;
+  std::vector<std::string> seen;
+  do {
+    Result<JobPage> p = store_->ListJobs(f);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    for (const JobSummary& s : p->jobs) seen.push_back(s.job.id);
+    f.cursor = p->next_cursor;
+  } while (!f.cursor.empty());
+  std::reverse(seen.begin(), seen.end());
+  EXPECT_EQ(seen, kept);
 }
 
 TEST_P(StoreTest, ABadJobRejectsTheWholeBatchAndStoresNothing) {

@@ -128,7 +128,7 @@ TEST_F(RedisConnectionTest, ManyCallsOfAScriptGoInOneRoundTripAndSurviveAFlush) 
   EXPECT_EQ(r->front().integer, 5051) << "reloaded after NOSCRIPT, and run once";
 }
 
-TEST_F(RedisConnectionTest, ATransactionRunsItsCommandsThenTheScriptAndSurvivesAFlush) {
+TEST_F(RedisConnectionTest, ATransactionRunsItsCommandsThenTheScriptEvenOnAServerWithoutIt) {
   std::unique_ptr<Connection> c = Connect(server_->Url());
   Script read{"read", "return redis.call('HGET', KEYS[1], ARGV[1]) .. redis.call('INCR', KEYS[2])",
               ""};
@@ -139,7 +139,7 @@ TEST_F(RedisConnectionTest, ATransactionRunsItsCommandsThenTheScriptAndSurvivesA
   r = c->EvalInTransaction({{"HSET", "h", "f", "b"}, {"SET", "x", "1"}}, read, {"h", "runs"},
                            {"f"});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->str, "b2") << "reloaded after NOSCRIPT, and run once";
+  EXPECT_EQ(r->str, "b2") << "sent whole (EVAL), so run once on a server without it";
   // A command refused when queued: nothing runs.
   r = c->EvalInTransaction({{"HSET", "h", "f"}}, read, {"h", "runs"}, {"f"});
   ASSERT_FALSE(r.ok());

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "retraced/json.h"
+#include "retraced/store.h"
 #include "store/embedded.h"
 #include "store/redis/redis_connection.h"
 #include "store/redis/redis_fields.h"
@@ -104,8 +105,9 @@ class RedisScriptTest : public ::testing::Test {
     return *r;
   }
   // A field of the job's record or of its unchanging part (spec).
-  std::string Field(const std::string& id, const std::string& field) {
-    for (const std::string& hash : {QueueKeys("q").Jobs(), QueueKeys("q").Specs()}) {
+  std::string Field(const std::string& id, const std::string& field,
+                    const std::string& queue = "q") {
+    for (const std::string& hash : {QueueKeys(queue).Jobs(), QueueKeys(queue).Specs()}) {
       Reply r = *conn_->Command({"HGET", hash, id});
       if (r.IsNil()) continue;
       std::optional<std::map<std::string, std::string>> f = DecodeRecord(r.str);
@@ -1118,7 +1120,8 @@ TEST_F(RedisScriptTest, SpecsWrittenByTheProducerAreTheBytesTheScriptWouldWrite)
       EXPECT_EQ(a.str, b.str) << j.id;
     }
   }
-  EXPECT_EQ(Field("j1", "all_first"), "1839665792000000");
+  EXPECT_EQ(Field("j1", "all_first", "w"), "1839665792000000");
+  EXPECT_EQ(Field("j101", "all_first", "w"), "1839665792000100");
   EXPECT_EQ(Entries("w"), Entries("q"));
   for (const std::string& key : {std::string("ready"), std::string("scheduled")}) {
     EXPECT_EQ(
@@ -1271,6 +1274,55 @@ TEST_F(RedisScriptTest, AClockGivenByTheStoreReplacesTheServers) {
   EXPECT_EQ(c.elements[0].integer, 1005007) << "the claim's time is the given clock's";
   EXPECT_EQ(Claimed(c)[0].record.at("run_at"), "1005000");
   EXPECT_EQ(Claimed(c)[0].record.at("updated"), "1005007") << "the attempt's start";
+}
+
+// The store itself, on the server's clock (the conformance suite gives its
+// stores a clock of their own).
+TEST_F(RedisScriptTest, ABigBatchOnTheServersClockIsReadyAtOnceWithItsEvent) {
+  Result<std::unique_ptr<Store>> store = OpenStore(server_->Url());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::vector<NewJob> batch(40);
+  for (NewJob& n : batch) {
+    n.queue = "q";
+    n.type = "send";
+    n.payload = "{}";
+  }
+  const int64_t before = Now();
+  Result<std::vector<EnqueueResult>> r = (*store)->Enqueue(batch, "producer-1");
+  const int64_t after = Now();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (const EnqueueResult& e : *r) {
+    ASSERT_TRUE(e.created);
+    Result<Job> j = (*store)->GetJob(e.id);
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    EXPECT_EQ(j->state, JobState::kReady);
+    EXPECT_GE(ToUnixMillis(j->created_at), before);
+    EXPECT_LE(ToUnixMillis(j->created_at), after);
+    ASSERT_EQ(j->events.size(), 1u) << "its enqueue event, from its spec";
+    EXPECT_EQ(j->events[0].actor, "producer-1");
+  }
+  Reply ready = *conn_->Command({"ZCARD", QueueKeys("q").Ready()});
+  EXPECT_EQ(ready.integer, 40);
+}
+
+TEST_F(RedisScriptTest, AWrittenBatchWhoseScriptFailsLeavesNoSpecBehind) {
+  Result<std::unique_ptr<Store>> store = OpenStore(server_->Url());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  // The unique keys' hash is not a hash: the script fails at its first job.
+  ASSERT_TRUE(conn_->Command({"SET", QueueKeys("q").Unique(), "not a hash"}).ok());
+  std::vector<NewJob> batch(40);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].queue = "q";
+    batch[i].type = "send";
+    batch[i].payload = "{}";
+    batch[i].unique_key = "u" + std::to_string(i);
+  }
+  Result<std::vector<EnqueueResult>> r = (*store)->Enqueue(batch, "producer-1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("enqueue.lua"), std::string::npos) << r.status().message();
+  EXPECT_EQ(conn_->Command({"HLEN", QueueKeys("q").Jobs()})->integer, 0);
+  EXPECT_EQ(conn_->Command({"EXISTS", QueueKeys("q").Specs()})->integer, 0)
+      << "the specs written in its transaction are deleted";
 }
 
 }  // namespace

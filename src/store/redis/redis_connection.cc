@@ -298,44 +298,46 @@ Result<Reply> Connection::EvalAfter(const std::vector<std::string>& before, Scri
 }
 
 Result<Reply> Connection::EvalInTransaction(const std::vector<std::vector<std::string>>& before,
-                                            Script& script, const std::vector<std::string>& keys,
+                                            const Script& script,
+                                            const std::vector<std::string>& keys,
                                             const std::vector<std::string>& args) {
-  for (int round = 0; round < 2; ++round) {
-    RETRACED_RETURN_IF_ERROR(Load(script));
-    std::string text;
-    std::vector<std::string_view> names;
-    RespCommand(text, {"MULTI"});
-    names.push_back("MULTI");
-    for (const std::vector<std::string>& c : before) {
-      if (c.empty()) return Status::InvalidArgument("an empty command");
-      RespCommand(text, c);
-      names.push_back(c.front());
-    }
-    RespEvalsha(text, script, keys, args);
-    names.push_back("EVALSHA");
-    RespCommand(text, {"EXEC"});
-    names.push_back("EXEC");
-    RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Send(text, names));
-    // OK, QUEUED for each command, then EXEC's array of their replies.
-    for (size_t i = 0; i < r.size(); ++i) {
-      if (r[i].IsError()) return Status::Internal(std::string(names[i]) + ": " + r[i].str);
-    }
-    Reply& done = r.back();
-    if (done.type != Reply::Type::kArray || done.elements.size() != before.size() + 1) {
-      return Status::Internal("EXEC: the transaction did not run");
-    }
-    for (size_t i = 0; i < before.size(); ++i) {
-      if (done.elements[i].IsError()) {
-        return Status::Internal(before[i].front() + ": " + done.elements[i].str);
-      }
-    }
-    if (IsNoScript(done.elements.back())) {
-      script.sha.clear();  // nothing of the script ran; `before` is sent again
-      continue;
-    }
-    return std::move(done.elements.back());
+  std::string text;
+  std::vector<std::string_view> names;
+  RespCommand(text, {"MULTI"});
+  names.push_back("MULTI");
+  for (const std::vector<std::string>& c : before) {
+    if (c.empty()) return Status::InvalidArgument("an empty command");
+    RespCommand(text, c);
+    names.push_back(c.front());
   }
-  return Status::Internal("script " + script.name + " could not be loaded");
+  // EVAL, not EVALSHA: a script the server does not have would fail inside
+  // EXEC, after the commands before it had run. Redis caches the script by
+  // its SHA1 as EVALSHA would; only its text travels again.
+  RespArray(text, 3 + keys.size() + args.size());
+  RespBulk(text, "EVAL");
+  RespBulk(text, script.text);
+  RespBulk(text, std::to_string(keys.size()));
+  for (const std::string& k : keys) RespBulk(text, k);
+  for (const std::string& a : args) RespBulk(text, a);
+  names.push_back("EVAL");
+  RespCommand(text, {"EXEC"});
+  names.push_back("EXEC");
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Send(text, names));
+  // OK, QUEUED for each command (an error here: nothing ran), then EXEC's
+  // array of their replies.
+  for (size_t i = 0; i < r.size(); ++i) {
+    if (r[i].IsError()) return Status::Internal(std::string(names[i]) + ": " + r[i].str);
+  }
+  Reply& done = r.back();
+  if (done.type != Reply::Type::kArray || done.elements.size() != before.size() + 1) {
+    return Status::Internal("EXEC: the transaction did not run");
+  }
+  for (size_t i = 0; i < before.size(); ++i) {
+    if (done.elements[i].IsError()) {
+      return Status::Internal(before[i].front() + ": " + done.elements[i].str);
+    }
+  }
+  return std::move(done.elements.back());
 }
 
 Result<std::vector<Reply>> Connection::EvalMany(

@@ -75,13 +75,13 @@ class Connection {
                           const std::vector<std::string>& keys,
                           const std::vector<std::string>& args);
 
-  // MULTI, the commands `before`, EVALSHA of the script and EXEC, in one
+  // MULTI, the commands `before`, EVAL of the script's text and EXEC, in one
   // round trip: all of them or, when the connection is lost before EXEC
-  // arrives, none. `before` must be safe to send twice: the whole is sent
-  // again when the script had to be loaded. An error reply to any command is
-  // an error; the script's own reply (maybe an error reply) is returned.
+  // arrives, none. An error reply to any command is an error (and if it came
+  // when EXEC ran, the others have run); the script's own reply (maybe an
+  // error reply) is returned.
   Result<Reply> EvalInTransaction(const std::vector<std::vector<std::string>>& before,
-                                  Script& script, const std::vector<std::string>& keys,
+                                  const Script& script, const std::vector<std::string>& keys,
                                   const std::vector<std::string>& args);
 
   // Many calls of one script in one round trip. The replies are in order; a

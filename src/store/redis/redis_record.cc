@@ -370,7 +370,8 @@ std::string PackSpec(std::string_view type, std::string_view policy, std::string
                      std::optional<int64_t> timeout_ms) {
   std::string out;
   // Room for the fields' names and lengths, and for the end a producer that
-  // writes the spec itself adds (AppendSpecEnd: 3 names, 2 numbers, the actor).
+  // writes the spec itself adds (AppendSpecEnd: 3 names, 2 numbers and the
+  // actor, usually short: a longer one costs a reallocation).
   out.reserve(payload.size() + type.size() + policy.size() + 64 + kMaxNameBytes);
   // A map of up to 7 fields (fixmap): these, and c, ea and af, which enqueue.lua adds.
   out.push_back(static_cast<char>(0x80 | ((timeout_ms ? 4 : 3) + 3)));

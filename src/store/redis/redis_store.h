@@ -89,6 +89,10 @@ class RedisStore final : public Store {
   std::string NowArg();
   Result<Reply> Run(std::string_view script, const std::vector<std::string>& keys,
                     const std::vector<std::string>& args);
+  // After an enqueue whose producer wrote the specs (enqueue.lua, written)
+  // failed in its script: deletes the specs of those jobs that have no record.
+  void DropSpecsWithoutJobs(const QueueKeys& k, const std::vector<Job>& built,
+                            const std::vector<size_t>& indexes);
   Result<std::optional<std::string>> QueueOf(std::string_view id);
   Result<std::map<std::string, std::string>> QueuesOf(const std::vector<std::string>& ids);
   // QueuesOf, answered from the jobs this store claimed where it can.

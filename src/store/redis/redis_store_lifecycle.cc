@@ -68,8 +68,7 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
                          std::none_of(indexes.begin(), indexes.end(),
                                       [&](size_t n) { return jobs[n].id.has_value(); });
     std::string now_arg = NowArg();
-    TimePoint later_than = now;  // run_at after this: scheduled
-    int64_t created_ms = 0;      // when written: the server's time, reserved
+    int64_t created_ms = 0;  // when written: the server's time, reserved
     int64_t first = last_seq_.load() + 1;
     if (written) {
       RETRACED_ASSIGN_OR_RETURN(
@@ -81,7 +80,6 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
       if (reserved.elements.size() != 2) return Status::Internal("reserve.lua: unexpected reply");
       created_ms = reserved.elements[0].integer;
       now_arg = std::to_string(created_ms);
-      later_than = FromUnixMillis(created_ms);
       first = reserved.elements[1].integer;
     }
     std::vector<std::string> args = {now_arg, std::string(actor), std::to_string(indexes.size()),
@@ -98,13 +96,16 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
         policy = &j.policy;
         policy_text = FormatPolicy(j.policy);
       }
-      const bool later = j.run_at > later_than;
+      const bool later = j.run_at > now;
       args.push_back(j.id);
       std::string spec = PackSpec(j.type, policy_text, j.payload,
                                   j.timeout ? std::optional(j.timeout->count()) : std::nullopt);
       if (written) {
-        // Job p has number first + p; its entry of all starts every 100 (enqueue.lua).
-        AppendSpecEnd(&spec, created_ms, later ? std::nullopt : std::optional(actor),
+        // Job p has number first + p; its entry of all starts every 100.
+        // The script schedules the job when the run_at it is sent (only
+        // when later by this machine's clock) is after the server's time.
+        const bool scheduled = later && ToUnixMillis(j.run_at) > created_ms;
+        AppendSpecEnd(&spec, created_ms, scheduled ? std::nullopt : std::optional(actor),
                       first + static_cast<int64_t>(p / 100 * 100));
         if (p % 1000 == 0) hset.push_back({"HSET", k.Specs()});
         hset.back().push_back(j.id);
@@ -135,7 +136,10 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
         Reply r, written ? Conn().EvalInTransaction(hset, ScriptNamed("enqueue.lua"), keys, args)
                          : Conn().EvalAfter({"SADD", std::string(kQueuesKey), queue},
                                             ScriptNamed("enqueue.lua"), keys, args));
-    if (r.IsError()) return Status::Internal("script enqueue.lua: " + r.str);
+    if (r.IsError()) {
+      if (written) DropSpecsWithoutJobs(k, built, indexes);
+      return Status::Internal("script enqueue.lua: " + r.str);
+    }
     // {now, last_seq, i, status, id, note, ...}, flat: the jobs not created
     // (i counts from 1 in this call); every other one was.
     if (r.elements.size() < 2 || (r.elements.size() - 2) % 4 != 0) {
@@ -158,6 +162,20 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     }
   }
   return results;
+}
+
+void RedisStore::DropSpecsWithoutJobs(const QueueKeys& k, const std::vector<Job>& built,
+                                      const std::vector<size_t>& indexes) {
+  // A spec with no record is never read, but would be kept for good. Best
+  // effort: this runs after a failure already reported.
+  std::vector<std::string> read = {"HMGET", k.Jobs()}, drop = {"HDEL", k.Specs()};
+  for (size_t n : indexes) read.push_back(built[n].id);
+  Result<Reply> records = Conn().Command(read);
+  if (!records.ok() || records->elements.size() != indexes.size()) return;
+  for (size_t i = 0; i < indexes.size(); ++i) {
+    if (records->elements[i].IsNil()) drop.push_back(built[indexes[i]].id);
+  }
+  if (drop.size() > 2) (void)Conn().Command(drop);
 }
 
 Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {

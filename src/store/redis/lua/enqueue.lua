@@ -20,7 +20,7 @@
 -- ARGV[4] seq_hint  the least insertion number to give (the caller's latest + 1), or 0
 -- ARGV[5] written   "" or "1": the producer wrote every job's spec itself,
 --                   in this call's transaction (MULTI, HSET PREFIX specs,
---                   this script, EXEC), with the numbers now_ms (ARGV[1])
+--                   EVAL of this script, EXEC), with the numbers now_ms (ARGV[1])
 --                   and ARGV[4] .. ARGV[4] + count - 1 that reserve.lua gave
 --                   it: job i has number ARGV[4] + i - 1 and a refused job
 --                   leaves an empty slot in its entry of all (its spec is
@@ -44,7 +44,9 @@
 --
 -- Insertion numbers (which order listings newest first, across queues too:
 -- all above) are at least now_ms * 1024, the queue's previous one + 1
--- and seq_hint: increasing within a queue and within a producer (which
+-- and seq_hint (reserve.lua gives written calls theirs by the same rule):
+-- increasing within a queue, in the order they are given or reserved,
+-- and within a producer (which
 -- passes its latest as the hint), in time order across producers to the
 -- millisecond, and exact as doubles until the year 2250.
 --
