@@ -118,23 +118,12 @@ TEST_P(AdminTest, PagesAcrossQueuesAndSparseFiltersStayInOrder) {
     if (i % 37 == 0) rare_newest_first.insert(rare_newest_first.begin(), id);
     clock_.Advance(Millis(1));
   }
-  auto all_pages = [&](JobFilter f) {
-    std::vector<std::string> seen;
-    do {
-      Result<JobPage> p = store_->ListJobs(f);
-      EXPECT_TRUE(p.ok()) << p.status().ToString();
-      if (!p.ok()) break;
-      for (const JobSummary& s : p->jobs) seen.push_back(s.job.id);
-      f.cursor = p->next_cursor;
-    } while (!f.cursor.empty());
-    return seen;
-  };
   JobFilter f;
   f.limit = 30;
-  EXPECT_EQ(all_pages(f), newest_first);
+  EXPECT_EQ(ListAll(f), newest_first);
   f.type = "rare";
   f.limit = 2;
-  EXPECT_EQ(all_pages(f), rare_newest_first);
+  EXPECT_EQ(ListAll(f), rare_newest_first);
 }
 
 TEST_P(AdminTest, PagesKeepJobsOfTwoProducersInOneMillisecond) {
@@ -186,13 +175,7 @@ TEST_P(AdminTest, ABigBatchPagesInOrderAfterJobsInItsMiddleAreRemoved) {
   JobFilter f;
   f.queue = "emails";
   f.limit = 170;
-  std::vector<std::string> seen;
-  do {
-    Result<JobPage> p = store_->ListJobs(f);
-    ASSERT_TRUE(p.ok()) << p.status().ToString();
-    for (const JobSummary& s : p->jobs) seen.push_back(s.job.id);
-    f.cursor = p->next_cursor;
-  } while (!f.cursor.empty());
+  std::vector<std::string> seen = ListAll(f);
   ASSERT_EQ(seen.size(), expected.size() + 1) << "the first job too";
   seen.pop_back();
   EXPECT_EQ(seen, expected);

@@ -178,13 +178,7 @@ TEST_P(StoreTest, AJobInABigBatchIsStoredAsAloneAndItsHeldUniqueKeyRefusesOnlyIt
   JobFilter f;
   f.queue = "emails";
   f.limit = 70;
-  std::vector<std::string> seen;
-  do {
-    Result<JobPage> p = store_->ListJobs(f);
-    ASSERT_TRUE(p.ok()) << p.status().ToString();
-    for (const JobSummary& s : p->jobs) seen.push_back(s.job.id);
-    f.cursor = p->next_cursor;
-  } while (!f.cursor.empty());
+  std::vector<std::string> seen = ListAll(f);
   std::reverse(seen.begin(), seen.end());
   EXPECT_EQ(seen, kept);
 }

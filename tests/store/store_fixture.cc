@@ -157,6 +157,18 @@ QueueStats StoreTest::StatsOf(const std::string& queue) {
   return s->front();
 }
 
+std::vector<std::string> StoreTest::ListAll(JobFilter f) {
+  std::vector<std::string> seen;
+  do {
+    Result<JobPage> p = store_->ListJobs(f);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    if (!p.ok()) break;
+    for (const JobSummary& s : p->jobs) seen.push_back(s.job.id);
+    f.cursor = p->next_cursor;
+  } while (!f.cursor.empty());
+  return seen;
+}
+
 std::vector<std::string> EventReasons(const retraced::Job& job) {
   std::vector<std::string> out;
   for (const Event& e : job.events) out.push_back(e.reason);

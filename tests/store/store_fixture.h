@@ -50,6 +50,8 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
                       std::string message = "it failed", Outcome outcome = Outcome::kFailed);
   retraced::Job Get(const std::string& id);
   QueueStats StatsOf(const std::string& queue);
+  // The ids of every page of a listing, in order (f.limit jobs a page).
+  std::vector<std::string> ListAll(JobFilter f);
 
   ManualClock clock_{*ParseTime("2026-11-28T12:00:00.000Z")};
   std::string where_;

@@ -245,14 +245,20 @@ namespace {
 
 bool IsNoScript(const Reply& r) { return r.IsError() && r.str.rfind("NOSCRIPT", 0) == 0; }
 
-void RespEvalsha(std::string& out, const Script& script, const std::vector<std::string>& keys,
-                 const std::vector<std::string>& args) {
+// EVALSHA SHA or EVAL TEXT (`command`, `script`), then the keys and arguments.
+void RespScript(std::string& out, std::string_view command, std::string_view script,
+                const std::vector<std::string>& keys, const std::vector<std::string>& args) {
   RespArray(out, 3 + keys.size() + args.size());
-  RespBulk(out, "EVALSHA");
-  RespBulk(out, script.sha);
+  RespBulk(out, command);
+  RespBulk(out, script);
   RespBulk(out, std::to_string(keys.size()));
   for (const std::string& k : keys) RespBulk(out, k);
   for (const std::string& a : args) RespBulk(out, a);
+}
+
+void RespEvalsha(std::string& out, const Script& script, const std::vector<std::string>& keys,
+                 const std::vector<std::string>& args) {
+  RespScript(out, "EVALSHA", script.sha, keys, args);
 }
 
 }  // namespace
@@ -313,12 +319,7 @@ Result<Reply> Connection::EvalInTransaction(const std::vector<std::vector<std::s
   // EVAL, not EVALSHA: a script the server does not have would fail inside
   // EXEC, after the commands before it had run. Redis caches the script by
   // its SHA1 as EVALSHA would; only its text travels again.
-  RespArray(text, 3 + keys.size() + args.size());
-  RespBulk(text, "EVAL");
-  RespBulk(text, script.text);
-  RespBulk(text, std::to_string(keys.size()));
-  for (const std::string& k : keys) RespBulk(text, k);
-  for (const std::string& a : args) RespBulk(text, a);
+  RespScript(text, "EVAL", script.text, keys, args);
   names.push_back("EVAL");
   RespCommand(text, {"EXEC"});
   names.push_back("EXEC");

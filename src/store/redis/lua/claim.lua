@@ -24,13 +24,7 @@
 -- the first one written while it runs, usually its end (docs/redis-schema.md).
 
 -- Now: the server's clock, unless the store was given a clock (tests).
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--@include now.lua
 local prefix, ready, active, counters = KEYS[1], KEYS[2], KEYS[5], KEYS[6]
 
 --@include history.lua

@@ -14,13 +14,7 @@
 --   job; {0, state, n} refused (the lease is not the job's; recorded as a
 --   stale_lease_refused event).
 
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--@include now.lua
 local prefix, counters, unique, active, completed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local actor = ARGV[2]
 local now_s = tostring(now)  -- once, not per job: formatting numbers is costly in Lua

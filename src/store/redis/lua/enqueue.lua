@@ -57,13 +57,7 @@
 --   is returned. Every other job was created: one reply per job would cost
 --   more than its record.
 
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--@include now.lua
 local prefix, ready, scheduled, unique, all, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local actor = ARGV[2]
 local count = tonumber(ARGV[3])

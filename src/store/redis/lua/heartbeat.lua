@@ -8,13 +8,7 @@
 --
 -- Returns: one integer per pair: 1 extended; 0 the lease is no longer the job's.
 
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--@include now.lua
 local prefix, active = KEYS[1], KEYS[2]
 local expires = now + tonumber(ARGV[2])
 local expires_s = tostring(expires)

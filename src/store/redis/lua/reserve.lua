@@ -13,13 +13,7 @@
 -- Returns: {now_ms, first}: the numbers first .. first + count - 1 are the
 --   caller's; none is given again, whether or not it enqueues.
 
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--@include now.lua
 local first = math.max(now * 1024, tonumber(redis.call('GET', KEYS[1]) or '0') + 1, tonumber(ARGV[3]))
 redis.call('SET', KEYS[1], first + tonumber(ARGV[2]) - 1)
 return {now, first}
