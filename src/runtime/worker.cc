@@ -395,26 +395,32 @@ class Worker::Impl {
       result = HandlerResult::Failure({o_.exception_class, std::string(kCodeUnhandledException),
                                        "an exception that is not a std::exception", ""});
     }
+    // done_cv_ is told only when what Stop() waits for happens (no job left
+    // in flight, or no abandoned handler left running): a thread waiting in
+    // Wait() would otherwise wake, and sleep again, for every job.
     int expected = kRunning;
     if (!f->state.compare_exchange_strong(expected, kDone)) {
       // Timed out, lease lost or released meanwhile: that is already recorded.
+      bool last;
       {
         std::lock_guard lock(mu_);
-        --abandoned_running_;
+        last = --abandoned_running_ == 0;
       }
       fetch_cv_.notify_all();
-      done_cv_.notify_all();
+      if (last) done_cv_.notify_all();
       return;
     }
+    bool last;
     {
       // Until a reporter has stored the result, heartbeats keep the lease:
       // a slow store must not let the job be recovered and run again.
       std::lock_guard lock(mu_);
       inflight_.erase(KeyOf(*f));
       reporting_[KeyOf(*f)] = f;
+      last = inflight_.empty();
     }
     fetch_cv_.notify_all();
-    done_cv_.notify_all();
+    if (last) done_cv_.notify_all();
     if (result->ok()) {
       {
         std::lock_guard lock(ack_mu_);
