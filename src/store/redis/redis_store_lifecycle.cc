@@ -131,7 +131,8 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     const std::vector<std::string> keys = {k.prefix(), k.Ready(),    k.Scheduled(), k.Unique(),
                                            k.All(),    k.Counters(), k.Signal(),    k.Seq()};
     // One round trip: the queue is registered (lookups by id ask every
-    // registered queue) just ahead of the script, which writes its first job.
+    // registered queue) just ahead of the script, which writes its first
+    // job; or just ahead of reserve.lua when this process writes the specs.
     RETRACED_ASSIGN_OR_RETURN(
         Reply r, written ? Conn().EvalInTransaction(hset, ScriptNamed("enqueue.lua"), keys, args)
                          : Conn().EvalAfter({"SADD", std::string(kQueuesKey), queue},
