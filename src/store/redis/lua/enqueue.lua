@@ -128,85 +128,76 @@ for i = 1, count do
     spec = ARGV[b + 1]
     b = b + 2
   end
+  local prio, run_at_arg, ukey, deadline_at, deadline_after, note, given = '0', '', '', '', '', '', false
   if ARGV[b] == '' then
-    -- No options (the common case, kept short): ready now, nothing to check.
-    b = b + 1
-    records[nrecords + 1], records[nrecords + 2] = id, plain_record
+    b = b + 1  -- no options (the common case): ready now, nothing to check
+  else
+    prio, run_at_arg, ukey, deadline_at, deadline_after, note =
+      ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
+    given = ARGV[b + 7] ~= ''
+    b = b + 8
+  end
+  local run_at, run_at_s = now, now_s
+  if run_at_arg ~= '' and tonumber(run_at_arg) > now then run_at, run_at_s = tonumber(run_at_arg), run_at_arg end
+  local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
+  if holder then
+    out[#out + 1], out[#out + 2], out[#out + 3] = i, 2, holder
+    out[#out + 1] = "unique key '" .. ukey .. "' is held by live job " .. holder
+    if written then
+      -- Its number is taken: an empty slot keeps the next ones' places.
+      place('')
+      seq = seq + 1
+      refused_specs[#refused_specs + 1] = id
+    end
+  elseif given and (added[id] or redis.call('HEXISTS', jobs_key, id) == 1) then
+    out[#out + 1], out[#out + 2], out[#out + 3] = i, 0, id
+    out[#out + 1] = 'a job with id ' .. id .. ' exists'
+  else
+    local state = run_at > now and 'scheduled' or 'ready'
+    -- The record (record.lua): state, u and r in its text; the unique key
+    -- and the deadline, when given, in its MessagePack rest. n (0), prio
+    -- (0), trigger (initial), seq_start (1), last_delay (0) and streak (0)
+    -- are left out at their defaults: every byte of a record is kept per job.
+    local rest
+    if ukey ~= '' then
+      rest = {k = ukey}
+      redis.call('HSET', unique, ukey, id)
+    end
+    if deadline_at ~= '' then
+      rest = rest or {}
+      rest.dl = tonumber(deadline_at)
+    elseif deadline_after ~= '' then
+      rest = rest or {}
+      rest.dl = now + tonumber(deadline_after)
+    end
+    local record = plain_record
+    if rest or prio ~= '0' or state ~= 'ready' or run_at_s ~= now_s then
+      local prio_field = prio ~= '0' and record_num(tonumber(prio)) or ''
+      record = state .. ',,' .. now_s .. ',,,,,' .. run_at_s .. ',' .. prio_field .. ',,,' ..
+               (rest and cmsgpack.pack(rest) or '')
+    end
+    records[nrecords + 1], records[nrecords + 2] = id, record
     nrecords = nrecords + 2
+    -- What never changes, apart, so that the steps of the job rewrite only
+    -- the record above. A job that is ready at once has its 'enqueued' event
+    -- in its spec (ea), not in its history: one hash entry less per job.
+    if given then added[id] = true end
     place(id)
     entry_used = true
-    if not written then specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_ready_af end
-    to_ready[nready + 1], to_ready[nready + 2] = now_s, id
-    nready = nready + 2
+    if state == 'scheduled' then
+      if not written then specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_scheduled_af end
+      to_scheduled[#to_scheduled + 1], to_scheduled[#to_scheduled + 2] = run_at_s, id
+      histories[#histories + 1] = id
+      histories[#histories + 1] = '["e",' .. now_s .. ',"","scheduled","enqueued",' .. actor_json ..
+                                  ',' .. cjson.encode(note) .. ']'
+    else
+      if not written then specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_ready_af end
+      local score = prio == '0' and run_at_s or run_at - tonumber(prio) * 17592186044416
+      to_ready[nready + 1], to_ready[nready + 2] = score, id
+      nready = nready + 2
+    end
     seq = seq + 1
     created = created + 1
-  else
-    local prio, run_at_arg, ukey, deadline_at, deadline_after, note =
-      ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
-    local given = ARGV[b + 7] ~= ''
-    b = b + 8
-    local run_at, run_at_s = now, now_s
-    if run_at_arg ~= '' and tonumber(run_at_arg) > now then run_at, run_at_s = tonumber(run_at_arg), run_at_arg end
-    local holder = ukey ~= '' and redis.call('HGET', unique, ukey) or false
-    if holder then
-      out[#out + 1], out[#out + 2], out[#out + 3] = i, 2, holder
-      out[#out + 1] = "unique key '" .. ukey .. "' is held by live job " .. holder
-      if written then
-        -- Its number is taken: an empty slot keeps the next ones' places.
-        place('')
-        seq = seq + 1
-        refused_specs[#refused_specs + 1] = id
-      end
-    elseif given and (added[id] or redis.call('HEXISTS', jobs_key, id) == 1) then
-      out[#out + 1], out[#out + 2], out[#out + 3] = i, 0, id
-      out[#out + 1] = 'a job with id ' .. id .. ' exists'
-    else
-      local state = run_at > now and 'scheduled' or 'ready'
-      -- The record (record.lua): state, u and r in its text; the unique key
-      -- and the deadline, when given, in its MessagePack rest. n (0), prio
-      -- (0), trigger (initial), seq_start (1), last_delay (0) and streak (0)
-      -- are left out at their defaults: every byte of a record is kept per job.
-      local rest
-      if ukey ~= '' then
-        rest = {k = ukey}
-        redis.call('HSET', unique, ukey, id)
-      end
-      if deadline_at ~= '' then
-        rest = rest or {}
-        rest.dl = tonumber(deadline_at)
-      elseif deadline_after ~= '' then
-        rest = rest or {}
-        rest.dl = now + tonumber(deadline_after)
-      end
-      local record = plain_record
-      if rest or prio ~= '0' or state ~= 'ready' or run_at_s ~= now_s then
-        local prio_field = prio ~= '0' and record_num(tonumber(prio)) or ''
-        record = state .. ',,' .. now_s .. ',,,,,' .. run_at_s .. ',' .. prio_field .. ',,,' ..
-                 (rest and cmsgpack.pack(rest) or '')
-      end
-      records[nrecords + 1], records[nrecords + 2] = id, record
-      nrecords = nrecords + 2
-      -- What never changes, apart, so that the steps of the job rewrite only
-      -- the record above. A job that is ready at once has its 'enqueued' event
-      -- in its spec (ea), not in its history: one hash entry less per job.
-      if given then added[id] = true end
-      place(id)
-      entry_used = true
-      if state == 'scheduled' then
-        if not written then specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_scheduled_af end
-        to_scheduled[#to_scheduled + 1], to_scheduled[#to_scheduled + 2] = run_at_s, id
-        histories[#histories + 1] = id
-        histories[#histories + 1] = '["e",' .. now_s .. ',"","scheduled","enqueued",' .. actor_json ..
-                                    ',' .. cjson.encode(note) .. ']'
-      else
-        if not written then specs[#specs + 1], specs[#specs + 2] = id, spec .. spec_end_ready_af end
-        local score = prio == '0' and run_at_s or run_at - tonumber(prio) * 17592186044416
-        to_ready[nready + 1], to_ready[nready + 2] = score, id
-        nready = nready + 2
-      end
-      seq = seq + 1
-      created = created + 1
-    end
   end
 end
 add_all(prefix .. 'specs', refused_specs, 'HDEL')
