@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 #include <typeinfo>
+#include <unordered_map>
 #include <vector>
 
 #include "retraced/id.h"
@@ -51,10 +52,12 @@ class Worker::Impl {
     std::optional<TimePoint> deadline;  // when the attempt times out (guarded by mu_)
   };
   using InFlightPtr = std::shared_ptr<InFlight>;
-  // A lease identifies one attempt: the same job may be claimed again (after
-  // a cancel and replay) while an abandoned attempt of it still runs here.
-  using Key = std::pair<std::string, int64_t>;
-  static Key KeyOf(const InFlight& f) { return {f.claimed.lease.job_id, f.claimed.lease.token}; }
+  // Held by the attempt's own entry, not by its job id: the same job may be
+  // claimed again (after a cancel and replay) while an abandoned attempt of it
+  // still runs here. A pointer is hashed without copying or comparing an id,
+  // on the path every job takes twice.
+  using Key = const InFlight*;
+  static Key KeyOf(const InFlight& f) { return &f; }
 
   // ---- Lifecycle (worker.cc) ------------------------------------------------
 
@@ -176,11 +179,11 @@ class Worker::Impl {
   std::mutex stop_mu_;  // serializes Stop()
   std::mutex mu_;
   std::condition_variable fetch_cv_, work_cv_, done_cv_, supervisor_cv_;
-  std::deque<InFlightPtr> queue_;         // claimed, not started
-  std::map<Key, InFlightPtr> inflight_;   // claimed, not finished
-  std::map<Key, InFlightPtr> reporting_;  // finished, result not yet stored
-  int abandoned_running_ = 0;             // handlers still running after being abandoned
-  std::optional<TimePoint> wake_hint_;    // earliest retry this worker planned
+  std::deque<InFlightPtr> queue_;                   // claimed, not started
+  std::unordered_map<Key, InFlightPtr> inflight_;   // claimed, not finished
+  std::unordered_map<Key, InFlightPtr> reporting_;  // finished, result not yet stored
+  int abandoned_running_ = 0;                       // handlers still running after being abandoned
+  std::optional<TimePoint> wake_hint_;              // earliest retry this worker planned
   bool started_ = false, stopping_ = false, stopped_ = false, drained_ = false;
   bool stop_requested_ = false, notified_ = false, halt_ = false;
   bool supervisor_stop_ = false, supervisor_wake_ = false;
