@@ -131,38 +131,46 @@ Result<std::map<std::string, std::string>> RedisStore::QueuesOf(
   return out;
 }
 
-Result<std::map<std::string, std::string>> RedisStore::ClaimedQueuesOf(
-    const std::vector<std::string>& ids) {
-  std::map<std::string, std::string> out;
+Result<std::vector<std::string>> RedisStore::ClaimedQueuesOf(
+    std::span<const std::string_view> ids) {
+  std::vector<std::string> out(ids.size());
   std::vector<std::string> unknown;
+  std::vector<size_t> unknown_at;
   {
     std::lock_guard lock(cache_mu_);
-    for (const std::string& id : ids) {
-      auto it = claimed_.find(id);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto it = claimed_.find(ids[i]);
       if (it != claimed_.end()) {
-        out[id] = it->second.queue;
+        out[i] = it->second.queue;
       } else {
-        unknown.push_back(id);
+        unknown.emplace_back(ids[i]);
+        unknown_at.push_back(i);
       }
     }
   }
+  if (unknown.empty()) return out;
   RETRACED_ASSIGN_OR_RETURN(auto looked_up, QueuesOf(unknown));
-  out.merge(looked_up);
+  for (size_t n = 0; n < unknown.size(); ++n) {
+    auto it = looked_up.find(unknown[n]);
+    if (it != looked_up.end()) out[unknown_at[n]] = it->second;
+  }
   return out;
 }
 
-void RedisStore::RememberClaimed(const std::string& id, const std::string& queue,
-                                 std::string record, std::string policy) {
+void RedisStore::RememberClaimed(std::vector<std::pair<std::string, Held>> jobs) {
   // Bounded: a worker holds at most a few thousand jobs; anything past that is
   // a leak (jobs claimed and never ended here), and a lookup is only slower.
   std::lock_guard lock(cache_mu_);
-  if (claimed_.size() >= 100'000) claimed_.clear();
-  claimed_[id] = Held{queue, std::move(record), std::move(policy)};
+  if (claimed_.size() + jobs.size() > 100'000) claimed_.clear();
+  for (auto& [id, held] : jobs) claimed_.insert_or_assign(std::move(id), std::move(held));
 }
 
-void RedisStore::ForgetClaimed(const std::string& id) {
+void RedisStore::ForgetClaimed(std::span<const std::string_view> ids) {
   std::lock_guard lock(cache_mu_);
-  claimed_.erase(id);
+  for (std::string_view id : ids) {
+    auto it = claimed_.find(id);
+    if (it != claimed_.end()) claimed_.erase(it);
+  }
 }
 
 std::optional<RedisStore::Fields> RedisStore::TakeClaimedRecord(const std::string& id,

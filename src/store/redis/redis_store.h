@@ -11,7 +11,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "retraced/id.h"
@@ -95,16 +97,22 @@ class RedisStore final : public Store {
                             const std::vector<size_t>& indexes);
   Result<std::optional<std::string>> QueueOf(std::string_view id);
   Result<std::map<std::string, std::string>> QueuesOf(const std::vector<std::string>& ids);
-  // QueuesOf, answered from the jobs this store claimed where it can.
-  Result<std::map<std::string, std::string>> ClaimedQueuesOf(const std::vector<std::string>& ids);
-  // `record`: the job's record as the claim wrote it (packed), and its
-  // policy: what a failure's decision needs, unchanged while the lease is
-  // held (every step that changes it moves the job out of active or raises
-  // n; end_attempt.lua tells a job removed and claimed again under its id
-  // apart by its attempt's start).
-  void RememberClaimed(const std::string& id, const std::string& queue, std::string record,
-                       std::string policy);
-  void ForgetClaimed(const std::string& id);
+  // The queue of each of `ids`, in order ("" for no job), answered from the
+  // jobs this store claimed where it can (one lock for all), the rest by
+  // QueuesOf.
+  Result<std::vector<std::string>> ClaimedQueuesOf(std::span<const std::string_view> ids);
+  // What a claim remembers of each job it took. `record`: the job's record
+  // as the claim wrote it (packed), and its policy: what a failure's decision
+  // needs, unchanged while the lease is held (every step that changes it
+  // moves the job out of active or raises n; end_attempt.lua tells a job
+  // removed and claimed again under its id apart by its attempt's start).
+  struct Held {
+    std::string queue;
+    std::string record, policy;
+  };
+  void RememberClaimed(std::vector<std::pair<std::string, Held>> jobs);
+  void ForgetClaimed(std::span<const std::string_view> ids);
+  void ForgetClaimed(std::string_view id) { ForgetClaimed(std::span(&id, 1)); }
   // The record remembered at claim, if this store claimed the job under
   // `token`; the job is forgotten.
   std::optional<Fields> TakeClaimedRecord(const std::string& id, int64_t token);
@@ -156,11 +164,13 @@ class RedisStore final : public Store {
   UlidGenerator ids_;
   std::mutex given_ids_mu_;  // enqueues with producers' own ids, one at a time
   std::mutex cache_mu_;
-  struct Held {
-    std::string queue;
-    std::string record, policy;  // as claimed (RememberClaimed)
+  // Looked up by string_view: the ids come from leases, not copied per job.
+  struct IdHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view id) const { return std::hash<std::string_view>{}(id); }
   };
-  std::unordered_map<std::string, Held> claimed_;  // id -> what this store claimed, while held
+  // id -> what this store claimed, while held
+  std::unordered_map<std::string, Held, IdHash, std::equal_to<>> claimed_;
 };
 
 }  // namespace retraced::redis

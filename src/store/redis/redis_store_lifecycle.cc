@@ -195,6 +195,9 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
   if (r.elements.empty() || (r.elements.size() - 1) % 3 != 0) {
     return Status::Internal("claim.lua: unexpected reply");
   }
+  out.reserve(r.elements.size() / 3);
+  std::vector<std::pair<std::string, Held>> held;
+  held.reserve(r.elements.size() / 3);
   for (size_t i = 1; i + 2 < r.elements.size(); i += 3) {
     ClaimedJob c;
     Job& j = c.job;
@@ -254,9 +257,10 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
     c.attempt.lateness = std::chrono::duration_cast<Millis>(now - j.run_at);
     c.lease = Lease{j.id, j.attempt_count};
     c.lease_expires_at = now + req.lease;
-    RememberClaimed(j.id, req.queue, std::move(record), std::move(policy));
+    held.push_back({j.id, Held{req.queue, std::move(record), std::move(policy)}});
     out.push_back(std::move(c));
   }
+  RememberClaimed(std::move(held));
   return out;
 }
 
@@ -434,20 +438,32 @@ Result<std::optional<RedisStore::Ended>> RedisStore::EndWithDecision(
 Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> items) {
   Borrow borrowed(*this);
   RETRACED_RETURN_IF_ERROR(borrowed.status());
-  std::vector<std::string> ids;
+  std::vector<std::string_view> ids;
+  ids.reserve(items.size());
   for (const Completion& c : items) ids.push_back(c.lease.job_id);
-  RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
-  // One complete.lua call per (queue, worker), all in one round trip.
-  std::map<std::pair<std::string, std::string>, std::vector<size_t>> groups;
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, ClaimedQueuesOf(ids));
+  // One complete.lua call per (queue, worker), all in one round trip. A
+  // batch is nearly always one group: the last one is looked at first.
+  struct Group {
+    std::string_view queue, worker;
+    std::vector<size_t> indexes;
+  };
+  std::vector<Group> groups;
   for (size_t i = 0; i < items.size(); ++i) {
-    auto q = queues.find(items[i].lease.job_id);
-    if (q != queues.end()) groups[{q->second, items[i].worker}].push_back(i);
+    if (queues[i].empty()) continue;
+    auto same = [&](const Group& g) { return g.queue == queues[i] && g.worker == items[i].worker; };
+    auto g = !groups.empty() && same(groups.back())
+                 ? groups.end() - 1
+                 : std::find_if(groups.begin(), groups.end(), same);
+    if (g == groups.end()) g = groups.insert(g, Group{queues[i], items[i].worker, {}});
+    g->indexes.push_back(i);
   }
   std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
-  for (const auto& [group, indexes] : groups) {
-    QueueKeys k(group.first);
-    std::vector<std::string> args = {NowArg(), group.second};
-    for (size_t i : indexes) {
+  for (const Group& g : groups) {
+    QueueKeys k{std::string(g.queue)};
+    std::vector<std::string> args = {NowArg(), std::string(g.worker)};
+    args.reserve(2 + 2 * g.indexes.size());
+    for (size_t i : g.indexes) {
       args.push_back(items[i].lease.job_id);
       args.push_back(std::to_string(items[i].lease.token));
     }
@@ -459,20 +475,18 @@ Result<std::vector<Status>> RedisStore::Complete(std::span<const Completion> ite
   if (!calls.empty()) {
     RETRACED_ASSIGN_OR_RETURN(replies, Conn().EvalMany(ScriptNamed("complete.lua"), calls));
   }
+  ForgetClaimed(ids);
   std::vector<Status> results(items.size(), Status::Ok());
   for (size_t i = 0; i < items.size(); ++i) {
-    if (!queues.count(items[i].lease.job_id)) {
-      results[i] = Status::NotFound("no job " + items[i].lease.job_id);
-    }
+    if (queues[i].empty()) results[i] = Status::NotFound("no job " + items[i].lease.job_id);
   }
-  size_t call = 0;
-  for (const auto& [group, indexes] : groups) {
-    const Reply& r = replies[call++];
+  for (size_t call = 0; call < groups.size(); ++call) {
+    const Reply& r = replies[call];
     if (r.IsError()) return Status::Internal("script complete.lua: " + r.str);
+    const std::vector<size_t>& indexes = groups[call].indexes;
     for (size_t n = 0; n < indexes.size(); ++n) {
       const Completion& c = items[indexes[n]];
       const Reply& one = r.elements[n + 1];
-      ForgetClaimed(c.lease.job_id);
       if (one.type == Reply::Type::kInteger) {
         if (one.integer == -1) results[indexes[n]] = Status::NotFound("no job " + c.lease.job_id);
         continue;
@@ -497,23 +511,23 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
   RETRACED_RETURN_IF_ERROR(internal::CheckFailures(reqs));
   Borrow borrowed(*this);
   RETRACED_RETURN_IF_ERROR(borrowed.status());
-  std::vector<std::string> ids;
+  std::vector<std::string_view> ids;
+  ids.reserve(reqs.size());
   for (const FailRequest& r : reqs) ids.push_back(r.lease.job_id);
-  RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, ClaimedQueuesOf(ids));
   // The records of jobs this store claimed under these leases are as it
   // remembers them (the script checks the lease again); the others are read.
   std::vector<std::optional<Fields>> known(reqs.size());
   for (size_t i = 0; i < reqs.size(); ++i) {
     known[i] = TakeClaimedRecord(reqs[i].lease.job_id, reqs[i].lease.token);
   }
-  for (const std::string& id : ids) ForgetClaimed(id);
+  ForgetClaimed(ids);
   // One round trip for the time and the records not known, one for the scripts.
   std::vector<std::vector<std::string>> reads;
   if (!options_.clock) reads.push_back({"TIME"});
   for (size_t i = 0; i < reqs.size(); ++i) {
-    auto q = queues.find(reqs[i].lease.job_id);
-    if (q != queues.end() && !known[i]) {
-      QueueKeys k(q->second);
+    if (!queues[i].empty() && !known[i]) {
+      QueueKeys k(queues[i]);
       reads.push_back({"HGET", k.Jobs(), reqs[i].lease.job_id});
       reads.push_back({"HGET", k.Specs(), reqs[i].lease.job_id});
     }
@@ -538,8 +552,8 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
   std::vector<std::pair<size_t, size_t>> slot(reqs.size());  // (call, position in its reply)
   for (size_t i = 0; i < reqs.size(); ++i) {
     const FailRequest& r = reqs[i];
-    auto q = queues.find(r.lease.job_id);
-    if (q == queues.end()) continue;
+    const std::string& queue = queues[i];
+    if (queue.empty()) continue;
     std::optional<Fields> f = std::move(known[i]);
     if (!f) {
       const Reply& h = read[next++];
@@ -553,9 +567,9 @@ Result<std::vector<Result<FailResult>>> RedisStore::FailMany(std::span<const Fai
         f->merge(*unchanging);
       }
     }
-    RETRACED_ASSIGN_OR_RETURN(plans[i], PlanEnd(q->second, r.lease.job_id, r.lease.token, r.outcome,
+    RETRACED_ASSIGN_OR_RETURN(plans[i], PlanEnd(queue, r.lease.job_id, r.lease.token, r.outcome,
                                                 r.error, r.worker, "", "failure", true, now, f));
-    auto [c, added] = call_of_queue.emplace(q->second, calls.size());
+    auto [c, added] = call_of_queue.emplace(queue, calls.size());
     if (added) calls.push_back({plans[i]->keys, {}});
     std::vector<std::string>& args = calls[c->second].second;
     slot[i] = {c->second, args.size() / plans[i]->args.size()};
@@ -594,14 +608,14 @@ Result<std::vector<Status>> RedisStore::Heartbeat(std::span<const Lease> leases,
   RETRACED_RETURN_IF_ERROR(internal::CheckLeaseLength(lease));
   Borrow borrowed(*this);
   RETRACED_RETURN_IF_ERROR(borrowed.status());
-  std::vector<std::string> ids;
+  std::vector<std::string_view> ids;
+  ids.reserve(leases.size());
   for (const Lease& l : leases) ids.push_back(l.job_id);
-  RETRACED_ASSIGN_OR_RETURN(auto queues, ClaimedQueuesOf(ids));
+  RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, ClaimedQueuesOf(ids));
   // One heartbeat.lua call per queue, all in one round trip.
   std::map<std::string, std::vector<size_t>> by_queue;
   for (size_t i = 0; i < leases.size(); ++i) {
-    auto q = queues.find(leases[i].job_id);
-    if (q != queues.end()) by_queue[q->second].push_back(i);
+    if (!queues[i].empty()) by_queue[queues[i]].push_back(i);
   }
   std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
   for (const auto& [queue, indexes] : by_queue) {
