@@ -91,6 +91,45 @@ TEST_F(RedisConnectionTest, TalksOverTcpAndUnixSocketsToTheChosenDb) {
   EXPECT_EQ(tcp->Command({"GET", "bin"})->str, bytes);
 }
 
+TEST_F(RedisConnectionTest, EveryKindOfReplyIsReadWhereItStands) {
+  std::unique_ptr<Connection> c = Connect(server_->Url());
+  // Nested arrays, empty ones, nils (Lua's false), an error and a status
+  // inside an array, integers, and a string too long for one read.
+  Script shapes{"shapes",
+                "return {1, 'a', {}, {2, false, {'deep', -7}}, false, "
+                "redis.error_reply('E inner'), redis.status_reply('FINE'), "
+                "string.rep('x', 200000), ''}",
+                ""};
+  Result<Reply> r = c->Eval(shapes, {}, {});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->type, Reply::Type::kArray);
+  const std::vector<Reply>& e = r->elements;
+  ASSERT_EQ(e.size(), 9u);
+  EXPECT_EQ(e[0].type, Reply::Type::kInteger);
+  EXPECT_EQ(e[0].integer, 1);
+  EXPECT_EQ(e[1].type, Reply::Type::kString);
+  EXPECT_EQ(e[1].str, "a");
+  EXPECT_EQ(e[2].type, Reply::Type::kArray);
+  EXPECT_TRUE(e[2].elements.empty());
+  ASSERT_EQ(e[3].elements.size(), 3u);
+  EXPECT_EQ(e[3].elements[0].integer, 2);
+  EXPECT_TRUE(e[3].elements[1].IsNil());
+  ASSERT_EQ(e[3].elements[2].elements.size(), 2u);
+  EXPECT_EQ(e[3].elements[2].elements[0].str, "deep");
+  EXPECT_EQ(e[3].elements[2].elements[1].integer, -7);
+  EXPECT_TRUE(e[4].IsNil());
+  EXPECT_TRUE(e[5].IsError());
+  EXPECT_EQ(e[5].str, "E inner");
+  EXPECT_EQ(e[6].type, Reply::Type::kStatus);
+  EXPECT_EQ(e[6].str, "FINE");
+  EXPECT_EQ(e[7].str, std::string(200000, 'x'));
+  EXPECT_EQ(e[8].type, Reply::Type::kString);
+  EXPECT_EQ(e[8].str, "");
+  // A nil reply at the top, and the connection still in step afterwards.
+  EXPECT_TRUE(c->Command({"GET", "missing"})->IsNil());
+  EXPECT_EQ(c->Command({"ECHO", "after"})->str, "after");
+}
+
 TEST_F(RedisConnectionTest, PipelinesSendEverythingBeforeReading) {
   std::unique_ptr<Connection> c = Connect(server_->Url());
   std::vector<std::vector<std::string>> incrs(1000, {"INCR", "counter"});
