@@ -4,11 +4,13 @@
 #define RETRACED_STORE_REDIS_REDIS_FIELDS_H_
 
 #include <charconv>
-#include <functional>
+#include <concepts>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "retraced/time.h"
 #include "store/redis/redis_connection.h"
@@ -52,9 +54,38 @@ inline std::optional<std::string> OptField(const std::map<std::string, std::stri
 // name, with its text or, for an integer, its value; fields of other types
 // are skipped. False when `packed` is malformed (some fields may have been
 // visited).
-using FieldVisitor = std::function<void(std::string_view short_name, std::string_view text,
-                                        std::optional<int64_t> integer)>;
+// It refers to the caller's callable for the call only: a std::function
+// would allocate for a lambda that captures much, twice per claimed job.
+class FieldVisitor {
+ public:
+  template <typename F>
+  requires(!std::same_as<std::remove_cvref_t<F>, FieldVisitor> &&
+           std::invocable<F&, std::string_view, std::string_view, std::optional<int64_t>>)
+      FieldVisitor(F&& f)  // implicit, so that a lambda is passed as it is
+      : object_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* object, std::string_view name, std::string_view text,
+                 std::optional<int64_t> integer) {
+          (*static_cast<std::remove_reference_t<F>*>(object))(name, text, integer);
+        }) {}
+  void operator()(std::string_view short_name, std::string_view text,
+                  std::optional<int64_t> integer) const {
+    call_(object_, short_name, text, integer);
+  }
+
+ private:
+  void* object_;
+  void (*call_)(void*, std::string_view, std::string_view, std::optional<int64_t>);
+};
 bool ForEachField(std::string_view packed, const FieldVisitor& visit);
+
+// A field's short name (one or two bytes) as a number, for a switch over
+// names in a visitor: 0 for a longer one.
+constexpr uint32_t NameCode(std::string_view name) {
+  if (name.empty() || name.size() > 2) return 0;
+  uint32_t code = static_cast<uint8_t>(name[0]);
+  if (name.size() == 2) code |= static_cast<uint32_t>(static_cast<uint8_t>(name[1])) << 8;
+  return code;
+}
 
 // The spec of a new job as enqueue.lua takes it: a MessagePack map of its
 // type (t), policy (p), payload (d) and timeout (to, when set), its header

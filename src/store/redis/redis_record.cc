@@ -321,7 +321,15 @@ bool ForEachField(std::string_view packed, const FieldVisitor& visit) {
   // a comma, then the length of the latest error, a comma and the error,
   // then the rest as a MessagePack map or nothing. Empty fields are absent
   // ones; all but s, w and tr are integers.
-  static constexpr std::string_view kHead[] = {"s", "n", "u", "l", "sa", "w", "tr", "r", "pr", "a"};
+  // Each field's kind is known by its place: no name is compared.
+  enum Kind { kText, kWorker, kInteger, kStart };
+  struct Head {
+    std::string_view name;
+    Kind kind;
+  };
+  static constexpr Head kHead[] = {
+      {"s", kText},   {"n", kInteger}, {"u", kInteger}, {"l", kInteger},  {"sa", kStart},
+      {"w", kWorker}, {"tr", kText},   {"r", kInteger}, {"pr", kInteger}, {"a", kInteger}};
   size_t pos = 0;
   std::string worker;
   auto next = [&](std::string_view* text) {
@@ -335,21 +343,31 @@ bool ForEachField(std::string_view packed, const FieldVisitor& visit) {
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), *v);
     return ec == std::errc() && p == text.data() + text.size();
   };
-  for (std::string_view name : kHead) {
+  for (const Head& head : kHead) {
     std::string_view text;
     if (!next(&text)) return false;
     if (text.empty()) continue;
-    if (name == "s" || name == "tr") {
-      visit(name, text, std::nullopt);
-    } else if (name == "w") {
-      if (!Unescape(text, &worker)) return false;
-      visit(name, worker, std::nullopt);
-    } else {
-      int64_t v = 0;
-      if (!integer(text, &v)) return false;
-      visit(name, std::string_view(), v);
-      // The success of attempt n is not written yet (m in a MessagePack record).
-      if (name == "sa") visit("m", std::string_view(), 1);
+    switch (head.kind) {
+      case kText:
+        visit(head.name, text, std::nullopt);
+        break;
+      case kWorker:
+        if (text.find('%') == std::string_view::npos) {
+          visit(head.name, text, std::nullopt);  // nothing escaped: no copy
+        } else {
+          if (!Unescape(text, &worker)) return false;
+          visit(head.name, worker, std::nullopt);
+        }
+        break;
+      case kInteger:
+      case kStart: {
+        int64_t v = 0;
+        if (!integer(text, &v)) return false;
+        visit(head.name, std::string_view(), v);
+        // The success of attempt n is not written yet (m in a MessagePack record).
+        if (head.kind == kStart) visit("m", std::string_view(), 1);
+        break;
+      }
     }
   }
   std::string_view error_length;

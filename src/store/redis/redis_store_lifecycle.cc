@@ -211,16 +211,22 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
     bool ok =
         !spec.IsNil() && ForEachField(spec.str, [&](std::string_view name, std::string_view text,
                                                     std::optional<int64_t> n) {
-          if (name == "t") {
-            j.type = text;
-          } else if (name == "d") {
-            j.payload = text;
-          } else if (name == "p") {
-            policy = text;
-          } else if (name == "c" && n) {
-            created = *n;
-          } else if (name == "to" && n) {
-            j.timeout = Millis(*n);
+          switch (NameCode(name)) {
+            case NameCode("t"):
+              j.type = text;
+              break;
+            case NameCode("d"):
+              j.payload = text;
+              break;
+            case NameCode("p"):
+              policy = text;
+              break;
+            case NameCode("c"):
+              if (n) created = *n;
+              break;
+            case NameCode("to"):
+              if (n) j.timeout = Millis(*n);
+              break;
           }
         });
     if (!ok) return Status::Internal("the record of job " + j.id + " is malformed");
@@ -231,20 +237,25 @@ Result<std::vector<ClaimedJob>> RedisStore::Claim(const ClaimRequest& req) {
     std::string& record = r.elements[i + 2].str;
     ok = ForEachField(record,
                       [&](std::string_view name, std::string_view text, std::optional<int64_t> n) {
-                        if (n) {
-                          if (name == "n") {
-                            j.attempt_count = static_cast<int>(*n);
-                          } else if (name == "pr") {
-                            j.priority = static_cast<int>(*n);
-                          } else if (name == "r") {
-                            run_at = *n;
-                          } else if (name == "dl") {
-                            j.deadline_at = FromUnixMillis(*n);
-                          }
-                        } else if (name == "k") {
-                          j.unique_key = std::string(text);
-                        } else if (name == "tr") {
-                          trigger = text;
+                        switch (NameCode(name)) {
+                          case NameCode("n"):
+                            if (n) j.attempt_count = static_cast<int>(*n);
+                            break;
+                          case NameCode("pr"):
+                            if (n) j.priority = static_cast<int>(*n);
+                            break;
+                          case NameCode("r"):
+                            if (n) run_at = *n;
+                            break;
+                          case NameCode("dl"):
+                            if (n) j.deadline_at = FromUnixMillis(*n);
+                            break;
+                          case NameCode("k"):
+                            if (!n) j.unique_key = std::string(text);
+                            break;
+                          case NameCode("tr"):
+                            if (!n) trigger = text;
+                            break;
                         }
                       });
     if (!ok) return Status::Internal("the record of job " + j.id + " is malformed");
