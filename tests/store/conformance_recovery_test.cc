@@ -1,4 +1,5 @@
 // Conformance: expired leases, recovery, poison, cancel.
+#include <set>
 #include <thread>
 
 #include "store/store_fixture.h"
@@ -39,6 +40,29 @@ TEST_P(StoreTest, AnExpiredLeaseEndsTheAttemptAndTheNextRunIsARecovery) {
   EXPECT_EQ(again.attempt.n, 2);
   CompleteOk(again);
   EXPECT_EQ(StatsOf("emails").counters["attempts_recovery"], 1);
+}
+
+TEST_P(StoreTest, RecoveryTakesExpiredLeasesOfEveryQueueUpToItsLimit) {
+  std::set<std::string> expired;
+  for (const std::string queue : {"emails", "sms", "webhooks"}) {
+    expired.insert(Add(Job(queue)));
+    expired.insert(Add(Job(queue)));
+    ASSERT_EQ(ClaimN(queue, 2, "w1", Millis(1000)).size(), 2u);
+  }
+  clock_.Advance(Millis(1001));
+  std::string live = Add(Job("sms"));
+  ClaimOne("sms", "w2", Millis(60'000));
+  std::set<std::string> recovered;
+  for (size_t expected : {4u, 2u, 0u}) {
+    Result<std::vector<RecoveredJob>> r = store_->RecoverExpired(4);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->size(), expected);
+    for (const RecoveredJob& one : *r) {
+      EXPECT_TRUE(recovered.insert(one.job_id).second) << one.job_id << " recovered twice";
+    }
+  }
+  EXPECT_EQ(recovered, expired);
+  EXPECT_EQ(Get(live).state, JobState::kActive);
 }
 
 TEST_P(StoreTest, AFailureReportedAfterAnotherWorkerTookTheJobOverIsRefused) {

@@ -696,15 +696,26 @@ Result<std::vector<RecoveredJob>> RedisStore::RecoverExpired(int max) {
   RETRACED_RETURN_IF_ERROR(borrowed.status());
   RETRACED_ASSIGN_OR_RETURN(TimePoint now, NowLocked());
   RETRACED_ASSIGN_OR_RETURN(std::vector<std::string> queues, Queues());
-  std::vector<RecoveredJob> out;
+  // Every queue's expired leases in one round trip, not one per queue: each
+  // worker asks this every recover_every, and a deployment may have many.
+  std::vector<std::vector<std::string>> reads;
+  reads.reserve(queues.size());
   for (const std::string& queue : queues) {
-    if (static_cast<int>(out.size()) >= max) break;
+    reads.push_back({"ZRANGEBYSCORE", QueueKeys(queue).Active(), "-inf",
+                     std::to_string(Ms(now) - 1), "LIMIT", "0", std::to_string(max)});
+  }
+  std::vector<Reply> expired_in;
+  if (!reads.empty()) {
+    RETRACED_ASSIGN_OR_RETURN(expired_in, Conn().Pipeline(reads));
+  }
+  std::vector<RecoveredJob> out;
+  for (size_t q = 0; q < queues.size(); ++q) {
+    const std::string& queue = queues[q];
+    const Reply& expired = expired_in[q];
+    if (expired.IsError()) return Status::Internal("ZRANGEBYSCORE: " + expired.str);
     QueueKeys k(queue);
-    RETRACED_ASSIGN_OR_RETURN(
-        Reply expired,
-        Conn().Command({"ZRANGEBYSCORE", k.Active(), "-inf", std::to_string(Ms(now) - 1), "LIMIT",
-                        "0", std::to_string(max - out.size())}));
     for (const Reply& e : expired.elements) {
+      if (static_cast<int>(out.size()) >= max) return out;
       RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, e.str));
       if (!f || Get(*f, "state") != "active") continue;
       RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(Get(*f, "policy")));
