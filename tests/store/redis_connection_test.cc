@@ -192,6 +192,35 @@ TEST_F(RedisConnectionTest, ATransactionRunsItsCommandsThenTheScriptEvenOnAServe
   EXPECT_EQ(c->Command({"PING"})->str, "PONG") << "the connection is still in step";
 }
 
+TEST_F(RedisConnectionTest, ATransactionSentWhileMadeRunsWholeOnlyAtTheEnd) {
+  std::unique_ptr<Connection> c = Connect(server_->Url());
+  std::unique_ptr<Connection> observer = Connect(server_->Url());
+  Script count{"count", "return redis.call('HLEN', KEYS[1])", ""};
+  {
+    Connection::Transaction t(*c);
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(t.Add({"HSET", "h", "f" + std::to_string(i), std::string(1000, 'x')}).ok());
+    }
+    // Sent, but queued: nothing is visible until the end.
+    EXPECT_EQ(observer->Command({"HLEN", "h"})->integer, 0);
+    Result<Reply> r = t.Run(count, {"h"}, {});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->integer, 50) << "the script runs after every command added";
+  }
+  EXPECT_EQ(observer->Command({"HLEN", "h"})->integer, 50);
+  {
+    // Given up before it ran: discarded with the connection.
+    Connection::Transaction t(*c);
+    ASSERT_TRUE(t.Add({"DEL", "h"}).ok());
+    ASSERT_TRUE(t.Add({"SET", "given-up", "1"}).ok());
+  }
+  EXPECT_EQ(observer->Command({"HLEN", "h"})->integer, 50);
+  EXPECT_TRUE(observer->Command({"GET", "given-up"})->IsNil());
+  EXPECT_EQ(c->Command({"GET", "given-up"}).status().code(), StatusCode::kOk)
+      << "the connection is made again for the next call";
+  EXPECT_TRUE(c->Command({"GET", "given-up"})->IsNil());
+}
+
 TEST(RedisAuthTest, PasswordsAndAclUsersAreChecked) {
   if (!RedisServer::Available()) GTEST_SKIP() << "redis-server is not installed";
   std::string error;

@@ -279,6 +279,27 @@ Result<std::vector<Reply>> Connection::Send(const std::string& text,
   if (redisAppendFormattedCommand(ctx_, text.data(), text.size()) != REDIS_OK) {
     return Lost(names.front());
   }
+  return ReadReplies(names);
+}
+
+Status Connection::Write(const std::string& text, std::string_view what, bool connect) {
+  NoSigpipe no_sigpipe;
+  if (connect) {
+    RETRACED_RETURN_IF_ERROR(EnsureConnected());
+  } else if (!ctx_) {
+    return Status::Unavailable("redis at " + address_.Describe() + " is unavailable (" +
+                               std::string(what) + "): the connection was lost in a transaction");
+  }
+  if (redisAppendFormattedCommand(ctx_, text.data(), text.size()) != REDIS_OK) return Lost(what);
+  for (int done = 0; !done;) {
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return Lost(what);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Reply>> Connection::ReadReplies(const std::vector<std::string_view>& names) {
+  NoSigpipe no_sigpipe;
+  if (!ctx_) return Lost(names.empty() ? "read" : names.front());
   std::vector<Reply> replies;
   replies.reserve(names.size());
   for (std::string_view name : names) {
@@ -355,38 +376,67 @@ Result<Reply> Connection::EvalInTransaction(const std::vector<std::vector<std::s
                                             const Script& script,
                                             const std::vector<std::string>& keys,
                                             const std::vector<std::string>& args) {
+  Transaction t(*this);
+  for (const std::vector<std::string>& c : before) RETRACED_RETURN_IF_ERROR(t.Add(c));
+  return t.Run(script, keys, args);
+}
+
+Connection::Transaction::~Transaction() {
+  // Sent but never run: the server drops the transaction with the connection.
+  if (!names_.empty() && !done_) c_.Drop();
+}
+
+Status Connection::Transaction::Add(const std::vector<std::string>& command) {
+  if (command.empty()) return Status::InvalidArgument("an empty command");
+  if (done_) return Status::Internal("a command added to a transaction already run");
   std::string text;
-  std::vector<std::string_view> names;
-  RespCommand(text, {"MULTI"});
-  names.push_back("MULTI");
-  for (const std::vector<std::string>& c : before) {
-    if (c.empty()) return Status::InvalidArgument("an empty command");
-    RespCommand(text, c);
-    names.push_back(c.front());
+  const bool first = names_.empty();
+  if (first) {
+    RespCommand(text, {"MULTI"});
+    names_.push_back("MULTI");
+  }
+  RespCommand(text, command);
+  names_.push_back(command.front());
+  return c_.Write(text, names_.back(), first);
+}
+
+Result<Reply> Connection::Transaction::Run(const Script& script,
+                                           const std::vector<std::string>& keys,
+                                           const std::vector<std::string>& args) {
+  if (done_) return Status::Internal("a transaction run twice");
+  std::string text;
+  const bool first = names_.empty();
+  if (first) {
+    RespCommand(text, {"MULTI"});
+    names_.push_back("MULTI");
   }
   // EVAL, not EVALSHA: a script the server does not have would fail inside
   // EXEC, after the commands before it had run. Redis caches the script by
   // its SHA1 as EVALSHA would; only its text travels again.
   RespScript(text, "EVAL", script.text, keys, args);
-  names.push_back("EVAL");
   RespCommand(text, {"EXEC"});
+  const size_t before = names_.size() - 1;  // the commands between MULTI and EVAL
+  std::vector<std::string_view> names(names_.begin(), names_.end());
+  names.push_back("EVAL");
   names.push_back("EXEC");
-  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, Send(text, names));
+  RETRACED_RETURN_IF_ERROR(c_.Write(text, "EVAL", first));
+  RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, c_.ReadReplies(names));
+  done_ = true;
   // OK, QUEUED for each command (an error here: nothing ran), then EXEC's
   // array of their replies.
   for (size_t i = 0; i < r.size(); ++i) {
     if (r[i].IsError()) return Status::Internal(std::string(names[i]) + ": " + r[i].str);
   }
-  Reply& done = r.back();
-  if (done.type != Reply::Type::kArray || done.elements.size() != before.size() + 1) {
+  Reply& ran = r.back();
+  if (ran.type != Reply::Type::kArray || ran.elements.size() != before + 1) {
     return Status::Internal("EXEC: the transaction did not run");
   }
-  for (size_t i = 0; i < before.size(); ++i) {
-    if (done.elements[i].IsError()) {
-      return Status::Internal(before[i].front() + ": " + done.elements[i].str);
+  for (size_t i = 0; i < before; ++i) {
+    if (ran.elements[i].IsError()) {
+      return Status::Internal(std::string(names[i + 1]) + ": " + ran.elements[i].str);
     }
   }
-  return std::move(done.elements.back());
+  return std::move(ran.elements.back());
 }
 
 Result<std::vector<Reply>> Connection::EvalMany(

@@ -84,6 +84,28 @@ class Connection {
                                   const Script& script, const std::vector<std::string>& keys,
                                   const std::vector<std::string>& args);
 
+  // The same transaction, sent while it is made: MULTI and each command go
+  // out as they are added, so that the server reads and parses one command
+  // while the caller makes the next (the producer packing a batch's specs);
+  // Run adds the EVAL and EXEC and reads every reply. A transaction given up
+  // before Run (or whose connection was lost) is discarded with the
+  // connection: it never reconnects halfway.
+  class Transaction {
+   public:
+    explicit Transaction(Connection& c) : c_(c) {}
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    ~Transaction();
+    Status Add(const std::vector<std::string>& command);
+    Result<Reply> Run(const Script& script, const std::vector<std::string>& keys,
+                      const std::vector<std::string>& args);
+
+   private:
+    Connection& c_;
+    std::vector<std::string> names_;  // of the commands sent, MULTI first
+    bool done_ = false;
+  };
+
   // Many calls of one script in one round trip. The replies are in order; a
   // script that the server does not know is loaded and the calls sent again.
   Result<std::vector<Reply>> EvalMany(
@@ -107,6 +129,11 @@ class Connection {
   // commands' names, for errors).
   Result<std::vector<Reply>> Send(const std::string& text,
                                   const std::vector<std::string_view>& names);
+  // Writes `text` out now; connects first only when `connect`, else fails
+  // if the connection is gone.
+  Status Write(const std::string& text, std::string_view what, bool connect);
+  // Reads one reply per name.
+  Result<std::vector<Reply>> ReadReplies(const std::vector<std::string_view>& names);
   void Drop();  // frees the context (under ctx_mu_, for Interrupt)
 
   RedisAddress address_;

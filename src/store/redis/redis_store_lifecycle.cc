@@ -2,6 +2,7 @@
 // heartbeat, release and recovery, each a script call fenced by the lease token.
 #include <algorithm>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -18,6 +19,9 @@ namespace {
 // their specs themselves (enqueue.lua, written); smaller ones do not save
 // the round trip it costs.
 constexpr size_t kWrittenSpecsFrom = 32;
+// Specs per HSET when the producer writes them: small enough that the
+// server starts on the first while the rest are packed.
+constexpr size_t kSpecsPerCommand = 100;
 
 }  // namespace
 
@@ -85,7 +89,11 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     std::vector<std::string> args = {now_arg, std::string(actor), std::to_string(indexes.size()),
                                      std::to_string(first), written ? "1" : ""};
     args.reserve(args.size() + 3 * indexes.size());
-    std::vector<std::vector<std::string>> hset;
+    // When written, the specs go out in commands of kSpecsPerCommand as they
+    // are packed: the server reads one while this process packs the next.
+    std::optional<Connection::Transaction> txn;
+    if (written) txn.emplace(Conn());
+    std::vector<std::string> hset;
     // The jobs of a batch mostly share their policy: its text is made once.
     const RetryPolicy* policy = nullptr;
     std::string policy_text;
@@ -107,9 +115,13 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
         const bool scheduled = later && ToUnixMillis(j.run_at) > created_ms;
         AppendSpecEnd(&spec, created_ms, scheduled ? std::nullopt : std::optional(actor),
                       first + static_cast<int64_t>(p / 100 * 100));
-        if (p % 1000 == 0) hset.push_back({"HSET", k.Specs()});
-        hset.back().push_back(j.id);
-        hset.back().push_back(std::move(spec));
+        if (hset.empty()) hset = {"HSET", k.Specs()};
+        hset.push_back(j.id);
+        hset.push_back(std::move(spec));
+        if (hset.size() == 2 + 2 * kSpecsPerCommand || p + 1 == indexes.size()) {
+          RETRACED_RETURN_IF_ERROR(txn->Add(hset));
+          hset.clear();
+        }
       } else {
         args.push_back(std::move(spec));
       }
@@ -133,10 +145,10 @@ Result<std::vector<EnqueueResult>> RedisStore::Enqueue(std::span<const NewJob> j
     // One round trip: the queue is registered (lookups by id ask every
     // registered queue) just ahead of the script, which writes its first
     // job; or just ahead of reserve.lua when this process writes the specs.
-    RETRACED_ASSIGN_OR_RETURN(
-        Reply r, written ? Conn().EvalInTransaction(hset, ScriptNamed("enqueue.lua"), keys, args)
-                         : Conn().EvalAfter({"SADD", std::string(kQueuesKey), queue},
-                                            ScriptNamed("enqueue.lua"), keys, args));
+    RETRACED_ASSIGN_OR_RETURN(Reply r,
+                              written ? txn->Run(ScriptNamed("enqueue.lua"), keys, args)
+                                      : Conn().EvalAfter({"SADD", std::string(kQueuesKey), queue},
+                                                         ScriptNamed("enqueue.lua"), keys, args));
     if (r.IsError()) {
       if (written) DropSpecsWithoutJobs(k, built, indexes);
       return Status::Internal("script enqueue.lua: " + r.str);
