@@ -386,15 +386,18 @@ Connection::Transaction::~Transaction() {
   if (!names_.empty() && !done_) c_.Drop();
 }
 
+bool Connection::Transaction::Open(std::string& text) {
+  if (!names_.empty()) return false;
+  RespCommand(text, {"MULTI"});
+  names_.push_back("MULTI");
+  return true;
+}
+
 Status Connection::Transaction::Add(const std::vector<std::string>& command) {
   if (command.empty()) return Status::InvalidArgument("an empty command");
   if (done_) return Status::Internal("a command added to a transaction already run");
   std::string text;
-  const bool first = names_.empty();
-  if (first) {
-    RespCommand(text, {"MULTI"});
-    names_.push_back("MULTI");
-  }
+  const bool first = Open(text);
   RespCommand(text, command);
   names_.push_back(command.front());
   return c_.Write(text, names_.back(), first);
@@ -405,11 +408,7 @@ Result<Reply> Connection::Transaction::Run(const Script& script,
                                            const std::vector<std::string>& args) {
   if (done_) return Status::Internal("a transaction run twice");
   std::string text;
-  const bool first = names_.empty();
-  if (first) {
-    RespCommand(text, {"MULTI"});
-    names_.push_back("MULTI");
-  }
+  const bool first = Open(text);
   // EVAL, not EVALSHA: a script the server does not have would fail inside
   // EXEC, after the commands before it had run. Redis caches the script by
   // its SHA1 as EVALSHA would; only its text travels again.

@@ -101,6 +101,10 @@ class Connection {
                       const std::vector<std::string>& args);
 
    private:
+    // Puts MULTI ahead of the first command; true when it did (the first
+    // write, the only one that may connect).
+    bool Open(std::string& text);
+
     Connection& c_;
     std::vector<std::string> names_;  // of the commands sent, MULTI first
     bool done_ = false;
