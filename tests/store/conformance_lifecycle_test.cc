@@ -299,26 +299,31 @@ TEST_P(StoreTest, CompleteReportsEachItemOnItsOwn) {
 }
 
 TEST_P(StoreTest, OneCompleteCallTakesJobsOfSeveralQueuesAndWorkersInAnyOrder) {
-  Add(Job("emails"));
-  Add(Job("emails"));
+  for (int i = 0; i < 3; ++i) Add(Job("emails"));
   Add(Job("sms"));
   ClaimedJob a1 = ClaimOne("emails", "w1");
   ClaimedJob a2 = ClaimOne("emails", "w2");
+  ClaimedJob a3 = ClaimOne("emails", "w1");
   // Claimed through another handle: this one has not seen the job.
   std::unique_ptr<Store> other = OpenAnother();
   Result<std::vector<ClaimedJob>> b = other->Claim(ClaimRequest{"sms", "w1", 1, Millis(30'000)});
   ASSERT_TRUE(b.ok() && b->size() == 1u);
   const ClaimedJob& b1 = b->front();
   clock_.Advance(Millis(40));
-  std::vector<Completion> items = {
-      {a1.lease, "w1"}, {b1.lease, "w1"}, {a2.lease, "w2"}, {Lease{"no-such-job", 1}, "w2"}};
+  // The last item belongs with the first, past two other groups.
+  std::vector<Completion> items = {{a1.lease, "w1"},
+                                   {b1.lease, "w1"},
+                                   {Lease{"no-such-job", 1}, "w2"},
+                                   {a2.lease, "w2"},
+                                   {a3.lease, "w1"}};
   Result<std::vector<Status>> r = store_->Complete(items);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  ASSERT_EQ(r->size(), 4u);
-  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE((*r)[i].ok()) << i << ": " << (*r)[i].ToString();
-  EXPECT_EQ((*r)[3].code(), StatusCode::kNotFound);
+  ASSERT_EQ(r->size(), 5u);
+  for (size_t i : {0, 1, 3, 4}) EXPECT_TRUE((*r)[i].ok()) << i << ": " << (*r)[i].ToString();
+  EXPECT_EQ((*r)[2].code(), StatusCode::kNotFound);
   using Done = std::pair<const ClaimedJob*, std::string>;
-  for (const auto& [c, worker] : {Done{&a1, "w1"}, Done{&b1, "w1"}, Done{&a2, "w2"}}) {
+  for (const auto& [c, worker] :
+       {Done{&a1, "w1"}, Done{&b1, "w1"}, Done{&a2, "w2"}, Done{&a3, "w1"}}) {
     retraced::Job j = Get(c->job.id);
     EXPECT_EQ(j.state, JobState::kCompleted) << c->job.id;
     ASSERT_FALSE(j.events.empty());
@@ -326,7 +331,7 @@ TEST_P(StoreTest, OneCompleteCallTakesJobsOfSeveralQueuesAndWorkersInAnyOrder) {
     EXPECT_EQ(j.events.back().actor, worker) << c->job.id;
     EXPECT_EQ(j.events.back().at, clock_.Now());
   }
-  EXPECT_EQ(StatsOf("emails").counters["completed"], 2);
+  EXPECT_EQ(StatsOf("emails").counters["completed"], 3);
   EXPECT_EQ(StatsOf("sms").counters["completed"], 1);
 }
 

@@ -721,13 +721,13 @@ Result<std::vector<RecoveredJob>> RedisStore::RecoverExpired(int max) {
     RETRACED_ASSIGN_OR_RETURN(expired_in, Conn().Pipeline(reads));
   }
   std::vector<RecoveredJob> out;
-  for (size_t q = 0; q < queues.size(); ++q) {
+  // A queue whose read failed (its key of another type) is passed over, as
+  // one that had nothing expired: the others are recovered all the same.
+  for (size_t q = 0; q < queues.size() && static_cast<int>(out.size()) < max; ++q) {
     const std::string& queue = queues[q];
-    const Reply& expired = expired_in[q];
-    if (expired.IsError()) return Status::Internal("ZRANGEBYSCORE: " + expired.str);
     QueueKeys k(queue);
-    for (const Reply& e : expired.elements) {
-      if (static_cast<int>(out.size()) >= max) return out;
+    for (const Reply& e : expired_in[q].elements) {
+      if (static_cast<int>(out.size()) >= max) break;
       RETRACED_ASSIGN_OR_RETURN(std::optional<Fields> f, LoadFields(k, e.str));
       if (!f || Get(*f, "state") != "active") continue;
       RETRACED_ASSIGN_OR_RETURN(RetryPolicy policy, StoredPolicy(Get(*f, "policy")));
