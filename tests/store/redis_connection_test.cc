@@ -201,7 +201,14 @@ TEST_F(RedisConnectionTest, ATransactionSentWhileMadeRunsWholeOnlyAtTheEnd) {
     for (int i = 0; i < 50; ++i) {
       ASSERT_TRUE(t.Add({"HSET", "h", "f" + std::to_string(i), std::string(1000, 'x')}).ok());
     }
-    // Sent, but queued: nothing is visible until the end.
+    // Sent: the server comes to hold the 50 commands queued (it reads them
+    // in its own time), and nothing is visible until the end.
+    std::string clients;
+    for (int i = 0; i < 100 && clients.find(" multi=50 ") == std::string::npos; ++i) {
+      if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      clients = observer->Command({"CLIENT", "LIST"})->str;
+    }
+    EXPECT_NE(clients.find(" multi=50 "), std::string::npos) << clients;
     EXPECT_EQ(observer->Command({"HLEN", "h"})->integer, 0);
     Result<Reply> r = t.Run(count, {"h"}, {});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -219,6 +226,24 @@ TEST_F(RedisConnectionTest, ATransactionSentWhileMadeRunsWholeOnlyAtTheEnd) {
   EXPECT_EQ(c->Command({"GET", "given-up"}).status().code(), StatusCode::kOk)
       << "the connection is made again for the next call";
   EXPECT_TRUE(c->Command({"GET", "given-up"})->IsNil());
+  {
+    // The connection lost and made again halfway: the rest is refused, not
+    // sent outside the transaction.
+    Connection::Transaction t(*c);
+    ASSERT_TRUE(t.Add({"SET", "halfway", "1"}).ok());
+    c->Interrupt();
+    EXPECT_FALSE(c->Command({"PING"}).ok());
+    Result<Reply> again = Status::Unavailable("");
+    for (int i = 0; i < 50 && !again.ok(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      again = c->Command({"PING"});
+    }
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(t.Add({"SET", "after", "1"}).code(), StatusCode::kUnavailable);
+    EXPECT_EQ(t.Run(count, {"h"}, {}).status().code(), StatusCode::kUnavailable);
+  }
+  EXPECT_TRUE(observer->Command({"GET", "halfway"})->IsNil());
+  EXPECT_TRUE(observer->Command({"GET", "after"})->IsNil());
 }
 
 TEST(RedisAuthTest, PasswordsAndAclUsersAreChecked) {

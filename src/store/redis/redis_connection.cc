@@ -199,6 +199,7 @@ Status Connection::Connect() {
     std::lock_guard lock(ctx_mu_);
     ctx_ = c;
   }
+  ++made_;
   auto setup = [&](const std::vector<std::string>& args, std::string_view what) -> Status {
     std::string text;
     RespCommand(text, args);
@@ -282,11 +283,12 @@ Result<std::vector<Reply>> Connection::Send(const std::string& text,
   return ReadReplies(names);
 }
 
-Status Connection::Write(const std::string& text, std::string_view what, bool connect) {
+Status Connection::Write(const std::string& text, std::string_view what,
+                         std::optional<uint64_t> on) {
   NoSigpipe no_sigpipe;
-  if (connect) {
+  if (!on) {
     RETRACED_RETURN_IF_ERROR(EnsureConnected());
-  } else if (!ctx_) {
+  } else if (!ctx_ || made_ != *on) {
     return Status::Unavailable("redis at " + address_.Describe() + " is unavailable (" +
                                std::string(what) + "): the connection was lost in a transaction");
   }
@@ -386,21 +388,23 @@ Connection::Transaction::~Transaction() {
   if (!names_.empty() && !done_) c_.Drop();
 }
 
-bool Connection::Transaction::Open(std::string& text) {
-  if (!names_.empty()) return false;
+std::optional<uint64_t> Connection::Transaction::Open(std::string& text) {
+  if (!names_.empty()) return connection_;
   RespCommand(text, {"MULTI"});
   names_.push_back("MULTI");
-  return true;
+  return std::nullopt;
 }
 
 Status Connection::Transaction::Add(const std::vector<std::string>& command) {
   if (command.empty()) return Status::InvalidArgument("an empty command");
   if (done_) return Status::Internal("a command added to a transaction already run");
   std::string text;
-  const bool first = Open(text);
+  const std::optional<uint64_t> on = Open(text);
   RespCommand(text, command);
   names_.push_back(command.front());
-  return c_.Write(text, names_.back(), first);
+  RETRACED_RETURN_IF_ERROR(c_.Write(text, names_.back(), on));
+  if (!on) connection_ = c_.made_;
+  return Status::Ok();
 }
 
 Result<Reply> Connection::Transaction::Run(const Script& script,
@@ -408,7 +412,7 @@ Result<Reply> Connection::Transaction::Run(const Script& script,
                                            const std::vector<std::string>& args) {
   if (done_) return Status::Internal("a transaction run twice");
   std::string text;
-  const bool first = Open(text);
+  const std::optional<uint64_t> on = Open(text);
   // EVAL, not EVALSHA: a script the server does not have would fail inside
   // EXEC, after the commands before it had run. Redis caches the script by
   // its SHA1 as EVALSHA would; only its text travels again.
@@ -418,7 +422,7 @@ Result<Reply> Connection::Transaction::Run(const Script& script,
   std::vector<std::string_view> names(names_.begin(), names_.end());
   names.push_back("EVAL");
   names.push_back("EXEC");
-  RETRACED_RETURN_IF_ERROR(c_.Write(text, "EVAL", first));
+  RETRACED_RETURN_IF_ERROR(c_.Write(text, "EVAL", on));
   RETRACED_ASSIGN_OR_RETURN(std::vector<Reply> r, c_.ReadReplies(names));
   done_ = true;
   // OK, QUEUED for each command (an error here: nothing ran), then EXEC's

@@ -9,8 +9,10 @@
 #define RETRACED_STORE_REDIS_REDIS_CONNECTION_H_
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -101,12 +103,13 @@ class Connection {
                       const std::vector<std::string>& args);
 
    private:
-    // Puts MULTI ahead of the first command; true when it did (the first
-    // write, the only one that may connect).
-    bool Open(std::string& text);
+    // Puts MULTI ahead of the first command. Returns the connection the
+    // later writes must go on, or nothing for the first (which may connect).
+    std::optional<uint64_t> Open(std::string& text);
 
     Connection& c_;
     std::vector<std::string> names_;  // of the commands sent, MULTI first
+    uint64_t connection_ = 0;         // the connection MULTI went out on (Connection::made_)
     bool done_ = false;
   };
 
@@ -133,9 +136,10 @@ class Connection {
   // commands' names, for errors).
   Result<std::vector<Reply>> Send(const std::string& text,
                                   const std::vector<std::string_view>& names);
-  // Writes `text` out now; connects first only when `connect`, else fails
-  // if the connection is gone.
-  Status Write(const std::string& text, std::string_view what, bool connect);
+  // Writes `text` out now. With `on`, only on that connection (a count of
+  // made_): fails if it is gone or another was made since; else connects
+  // first if needed.
+  Status Write(const std::string& text, std::string_view what, std::optional<uint64_t> on);
   // Reads one reply per name.
   Result<std::vector<Reply>> ReadReplies(const std::vector<std::string_view>& names);
   void Drop();  // frees the context (under ctx_mu_, for Interrupt)
@@ -144,6 +148,7 @@ class Connection {
   ConnectionOptions options_;
   std::mutex ctx_mu_;  // held to replace ctx_, and by Interrupt()
   redisContext* ctx_ = nullptr;
+  uint64_t made_ = 0;  // connections made so far: a transaction stays on one
   Millis backoff_{0};
   std::chrono::steady_clock::time_point next_try_{};
   std::string last_error_;
