@@ -1325,5 +1325,27 @@ TEST_F(RedisScriptTest, AWrittenBatchWhoseScriptFailsLeavesNoSpecBehind) {
       << "the specs written in its transaction are deleted";
 }
 
+TEST_F(RedisScriptTest, RecoveryPassesOverAQueueWhoseLeasesCannotBeRead) {
+  ManualClock clock(*ParseTime("2026-11-28T12:00:00.000Z"));
+  StoreOptions options;
+  options.clock = &clock;
+  Result<std::unique_ptr<Store>> store = OpenStore(server_->Url(), options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  // "broken" is listed first and its active key is not a sorted set.
+  ASSERT_TRUE(conn_->Command({"SADD", "rt:queues", "broken"}).ok());
+  ASSERT_TRUE(conn_->Command({"SET", QueueKeys("broken").Active(), "not a sorted set"}).ok());
+  NewJob job;
+  job.queue = "q";
+  job.type = "send";
+  job.payload = "{}";
+  std::string id = (*store)->Enqueue({&job, 1}, "producer-1")->at(0).id;
+  ASSERT_EQ((*store)->Claim(ClaimRequest{"q", "w1", 1, Millis(1000)})->size(), 1u);
+  clock.Advance(Millis(1001));
+  Result<std::vector<RecoveredJob>> r = (*store)->RecoverExpired(10);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 1u) << "the other queues are recovered all the same";
+  EXPECT_EQ(r->front().job_id, id);
+}
+
 }  // namespace
 }  // namespace retraced::redis
